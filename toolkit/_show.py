@@ -1,0 +1,43 @@
+"""Short, readable descriptions of values for reprs and error messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+_DTYPE_PREFIXES = (("bfloat", "bf"), ("complex", "c"), ("float", "f"), ("uint", "u"), ("int", "i"))
+
+
+def describe(x: Any) -> str:
+    """``f32[3,3]``-style summary of an array's dtype and shape; the type's name for anything else."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return type(x).__name__
+    short = np.dtype(dtype).name
+    for long, abbrev in _DTYPE_PREFIXES:
+        if short.startswith(long):
+            short = abbrev + short[len(long):]
+            break
+    return f"{short}[{','.join(map(str, np.shape(x)))}]"
+
+
+def short_repr(x: Any, few: int = 3) -> str:
+    """Arrays as ``f32[3,3] [1. 1. 1. …]``; containers recursively; the rest by ``repr``."""
+    if isinstance(x, jax.core.Tracer):
+        return f"{describe(x)}(traced)"
+    if isinstance(x, (jax.Array, np.ndarray)):
+        flat = np.ravel(np.asarray(x))
+        if np.ndim(x) == 0:
+            return f"{describe(x)} {flat[0]}"
+        shown = " ".join(str(v) for v in flat[:few]) + (" …" if flat.size > few else "")
+        return f"{describe(x)} [{shown}]"
+    if isinstance(x, tuple) and not hasattr(x, "_fields"):
+        inner = ", ".join(short_repr(v) for v in x)
+        return f"({inner},)" if len(x) == 1 else f"({inner})"
+    if isinstance(x, list):
+        return "[" + ", ".join(short_repr(v) for v in x) + "]"
+    if isinstance(x, dict):
+        return "{" + ", ".join(f"{k!r}: {short_repr(v)}" for k, v in x.items()) + "}"
+    return repr(x)

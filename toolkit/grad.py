@@ -1,0 +1,156 @@
+"""Zygote's differentiation API on JAX: ``gradient``, ``withgradient``, ``pullback``, ``jacobian``, ``hessian``.
+
+Every positional argument is differentiated at once and each gets a result with
+its own structure: a struct argument gets a struct, a dict a dict. Arguments
+with nothing to differentiate (ints, strings, bools, integer arrays, ``None``)
+get ``None`` in their slot, as Zygote gives ``nothing``; inside a struct, such
+leaves come back as ``None`` too. All of these are pure functions of their
+arguments, so they compose with ``jax.jit`` and ``jax.vmap``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from toolkit import tree
+from toolkit._show import describe
+
+__all__ = ["gradient", "withgradient", "pullback", "jacobian", "hessian"]
+
+
+class _Split:
+    """Arguments split into their differentiable leaves and everything else."""
+
+    def __init__(self, args: tuple[Any, ...]):
+        parts = [tree.partition(arg) for arg in args]
+        self.diff = tuple(part[0] for part in parts)
+        self.rest = tuple(part[1] for part in parts)
+        self.has_grad = tuple(bool(jax.tree.leaves(d)) for d in self.diff)
+
+    def closed(self, f: Callable) -> Callable:
+        """``f`` as a function of the differentiable parts alone."""
+
+        def g(*diff):
+            return f(*(tree.combine(d, r) for d, r in zip(diff, self.rest)))
+
+        return g
+
+    def slots(self, results: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(r if has else None for r, has in zip(results, self.has_grad))
+
+
+def _real_scalar(caller: str, f: Callable) -> Callable:
+    """Wrap ``f`` so that a non-scalar or non-real output is a clear error."""
+
+    def checked(*args):
+        out = f(*args)
+        is_array = isinstance(out, (jax.Array, np.ndarray, np.generic, float))
+        if not is_array or np.shape(out) != () or not jnp.issubdtype(jnp.result_type(out), jnp.floating):
+            raise TypeError(
+                f"{caller}: f must return a real floating-point scalar, but it returned {describe(out)}. "
+                f"Reduce the output first (e.g. tk.tree.sum(...) or jnp.mean(...)), "
+                f"or use tk.jacobian / tk.pullback for non-scalar functions."
+            )
+        return out
+
+    return checked
+
+
+def withgradient(f: Callable[..., Any], *args: Any) -> tuple[jax.Array, tuple[Any, ...]]:
+    """Value of ``f(*args)`` and its gradient with respect to every argument.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> value, (dx, n) = tk.withgradient(lambda x, n: jnp.sum(x**n), jnp.array([1.0, 2.0]), 2)
+        >>> value, dx, n
+        (Array(5., dtype=float32), Array([2., 4.], dtype=float32), None)
+    """
+    split = _Split(args)
+    g = _real_scalar("tk.withgradient", split.closed(f))
+    value, grads = jax.value_and_grad(g, argnums=tuple(range(len(args))))(*split.diff) if args else (g(), ())
+    return value, split.slots(grads)
+
+
+def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
+    """Gradient of the real scalar ``f(*args)``: a tuple with one entry per argument.
+
+    Each entry has its argument's structure (a struct gets a struct); arguments
+    that cannot be differentiated get ``None``.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.gradient(lambda x, y: jnp.sum(x * y), jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]))
+        (Array([3., 4.], dtype=float32), Array([1., 2.], dtype=float32))
+    """
+    split = _Split(args)
+    g = _real_scalar("tk.gradient", split.closed(f))
+    if not args:
+        g()
+        return ()
+    return split.slots(jax.grad(g, argnums=tuple(range(len(args))))(*split.diff))
+
+
+def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
+    """Value of ``f(*args)`` and ``back``, which maps an output cotangent to one per argument.
+
+    ``f`` may return any pytree; ``back(Δ)`` takes a ``Δ`` of that structure and
+    shape and returns a tuple with one cotangent per argument (``None`` for those
+    without a gradient).
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> y, back = tk.pullback(lambda x: 3 * x, jnp.array([1.0, 2.0]))
+        >>> back(jnp.array([1.0, 10.0]))
+        (Array([ 3., 30.], dtype=float32),)
+    """
+    split = _Split(args)
+    out, vjp = jax.vjp(split.closed(f), *split.diff)
+    out_leaves, out_tree = jax.tree.flatten(out)
+
+    def back(Δ: Any) -> tuple[Any, ...]:
+        leaves, Δ_tree = jax.tree.flatten(Δ)
+        if Δ_tree != out_tree:
+            raise ValueError(f"tk.pullback: Δ must have the structure of f's output:\n  {out_tree}\ngot\n  {Δ_tree}")
+        for o, d in zip(out_leaves, leaves):
+            if np.shape(d) != np.shape(o):
+                raise ValueError(f"tk.pullback: Δ has shape {np.shape(d)} where f's output has {describe(o)}")
+        cast = [jnp.asarray(d, dtype=jnp.result_type(o)) for o, d in zip(out_leaves, leaves)]
+        return split.slots(vjp(jax.tree.unflatten(out_tree, cast)))
+
+    return out, back
+
+
+def jacobian(f: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
+    """Jacobian of ``f`` with respect to each argument, as a tuple (Zygote's ``jacobian``).
+
+    For an output of shape ``S`` and an argument leaf of shape ``A`` the block has
+    shape ``S + A``; the blocks are nested output structure first, argument second.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.jacobian(lambda x: x**2, jnp.array([1.0, 2.0]))
+        (Array([[2., 0.],
+               [0., 4.]], dtype=float32),)
+    """
+    split = _Split(args)
+    g = split.closed(f)
+    return tuple(jax.jacrev(g, argnums=i)(*split.diff) if has else None for i, has in enumerate(split.has_grad))
+
+
+def hessian(f: Callable[..., Any], x: Any) -> Any:
+    """Hessian of the real scalar ``f(x)`` (one argument, as in Zygote); ``None`` if ``x`` has no float leaves.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.hessian(lambda x: jnp.sum(x**3), jnp.array([1.0, 2.0]))
+        Array([[ 6.,  0.],
+               [ 0., 12.]], dtype=float32)
+    """
+    split = _Split((x,))
+    if not split.has_grad[0]:
+        return None
+    return jax.hessian(_real_scalar("tk.hessian", split.closed(f)))(split.diff[0])

@@ -1,0 +1,261 @@
+"""Maths on whole pytrees: arrays, tuples, dicts and ``@tk.struct`` values alike.
+
+A pytree is treated as one long vector made of all its leaves. Leaves must be
+numbers or arrays; integer and boolean leaves take part in the arithmetic as
+their values (``True`` counts as 1), and comparisons on them are exact by
+default. Anything else (a string in a dict, say) is an error that names the
+leaf's path. Mark such values ``tk.field(static=True)`` in a struct.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import numbers
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "map",
+    "zero",
+    "sum",
+    "mean",
+    "size",
+    "dot",
+    "norm",
+    "isapprox",
+    "is_differentiable",
+    "partition",
+    "combine",
+]
+
+_ARRAY_TYPES = (numbers.Number, np.ndarray, np.generic, jax.Array)
+
+
+def _leaves(x: Any, caller: str) -> list[Any]:
+    """All leaves of ``x``, each checked to be a number or an array."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(x)
+    for path, leaf in flat:
+        if not isinstance(leaf, _ARRAY_TYPES):
+            raise TypeError(
+                f"tk.tree.{caller}: the leaf at {jax.tree_util.keystr(path) or 'the root'} is a "
+                f"{type(leaf).__name__}, not a number or array; make it a static field "
+                f"(tk.field(static=True)) or leave it out of the tree."
+            )
+    return [leaf for _, leaf in flat]
+
+
+def _paired_leaves(x: Any, y: Any, caller: str) -> list[tuple[str, Any, Any]]:
+    """Leaves of two trees side by side, after checking structures and shapes agree."""
+    tree_x, tree_y = jax.tree.structure(x), jax.tree.structure(y)
+    if tree_x != tree_y:
+        raise ValueError(f"tk.tree.{caller}: tree structures differ:\n  {tree_x}\n  {tree_y}")
+    _leaves(x, caller), _leaves(y, caller)
+    flat_x, _ = jax.tree_util.tree_flatten_with_path(x)
+    pairs = []
+    for (path, a), b in zip(flat_x, jax.tree.leaves(y)):
+        where = jax.tree_util.keystr(path) or "the root"
+        if np.shape(a) != np.shape(b):
+            raise ValueError(f"tk.tree.{caller}: shapes differ at {where}: {np.shape(a)} vs {np.shape(b)}")
+        pairs.append((where, a, b))
+    return pairs
+
+
+def map(f: Callable, x: Any, *rest: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:
+    """Apply ``f`` leaf by leaf; ``rest`` must have the structure of ``x``.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.tree.map(jnp.sqrt, {"a": jnp.array(4.0)})
+        {'a': Array(2., dtype=float32, weak_type=True)}
+    """
+    tree = jax.tree.structure(x, is_leaf=is_leaf)
+    for i, other in enumerate(rest, start=2):
+        other_tree = jax.tree.structure(other, is_leaf=is_leaf)
+        if other_tree != tree:
+            raise ValueError(f"tk.tree.map: argument {i} has a different structure:\n  {tree}\n  {other_tree}")
+    return jax.tree.map(f, x, *rest, is_leaf=is_leaf)
+
+
+def zero(x: Any) -> Any:
+    """Zeros with the structure, shapes and dtypes of ``x`` (integer leaves stay integer).
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.tree.zero((jnp.ones(2), 3))
+        (Array([0., 0.], dtype=float32), Array(0, dtype=int32, weak_type=True))
+    """
+    _leaves(x, "zero")
+    return jax.tree.map(jnp.zeros_like, x)
+
+
+def sum(x: Any) -> jax.Array:
+    """Sum of every element of every leaf (a scalar; 0.0 for an empty tree).
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.tree.sum({"a": jnp.ones((2, 2)), "b": 1.0})
+        Array(5., dtype=float32)
+    """
+    parts = [jnp.sum(leaf) for leaf in _leaves(x, "sum")]
+    return builtins.sum(parts[1:], parts[0]) if parts else jnp.zeros(())
+
+
+def size(x: Any) -> int:
+    """Total number of elements over all leaves (a Python int, known before tracing).
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.tree.size({"a": jnp.ones((2, 3)), "b": 1.0})
+        7
+    """
+    return builtins.sum(math.prod(np.shape(leaf)) for leaf in _leaves(x, "size"))
+
+
+def mean(x: Any) -> jax.Array:
+    """``sum(x) / size(x)``: the mean over all elements of all leaves.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.tree.mean((jnp.array([1.0, 2.0]), jnp.array(6.0)))
+        Array(3., dtype=float32)
+    """
+    n = size(x)
+    if n == 0:
+        raise ValueError("tk.tree.mean: the tree has no elements, so its mean is undefined")
+    return sum(x) / n
+
+
+def dot(x: Any, y: Any) -> jax.Array:
+    """Inner product over all leaves, ``Σ conj(x)·y`` (structures and shapes must match).
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.tree.dot((jnp.ones(3), 2.0), (jnp.ones(3), 3.0))
+        Array(9., dtype=float32)
+    """
+    parts = [jnp.vdot(a, b) for _, a, b in _paired_leaves(x, y, "dot")]
+    return builtins.sum(parts[1:], parts[0]) if parts else jnp.zeros(())
+
+
+def norm(x: Any, p: float = 2) -> jax.Array:
+    """The ``p``-norm of all elements together (``p`` ≥ 1 or ``inf``; default 2).
+
+    The 2-norm has gradient zero (not NaN) at the zero tree, so it is safe in a loss.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.tree.norm({"a": jnp.array([3.0]), "b": jnp.array([4.0])})
+        Array(5., dtype=float32)
+    """
+    if not (p >= 1):
+        raise ValueError(f"tk.tree.norm: p must be >= 1 or inf, got p={p!r}")
+    magnitudes = [jnp.abs(jnp.asarray(leaf)) for leaf in _leaves(x, "norm")]
+    if not magnitudes:
+        return jnp.zeros(())
+    if p == math.inf:
+        return jnp.max(jnp.stack([jnp.max(m, initial=0) for m in magnitudes]))
+    if p == 1:
+        return builtins.sum(jnp.sum(m) for m in magnitudes)
+    if p == 2:
+        squares = builtins.sum(jnp.sum(m * m) for m in magnitudes)
+        positive = squares > 0
+        return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1)), 0)
+    return builtins.sum(jnp.sum(m**p) for m in magnitudes) ** (1 / p)
+
+
+def _default_rtol(dtype: Any) -> float:
+    """Julia's ``rtoldefault``: √eps for floating types, 0 for exact ones."""
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.inexact):
+        return float(np.sqrt(jnp.finfo(dtype).eps))
+    return 0.0
+
+
+def isapprox(x: Any, y: Any, rtol: float | None = None, atol: float = 0.0, nans: bool = False) -> jax.Array:
+    """Julia's ``isapprox``, leaf by leaf: ``‖a - b‖ ≤ max(atol, rtol·max(‖a‖, ‖b‖))``.
+
+    Every pair of leaves must pass. ``rtol`` defaults to √eps of the leaves' dtype
+    (so float32 leaves get ≈3.5e-4, integer leaves 0), or to 0 when ``atol > 0``.
+    Where the difference is not finite, elements are compared one by one (equal
+    infinities match; NaNs match only with ``nans=True``). Structures and shapes
+    must match. Returns a boolean scalar array, so it also works under ``jit``.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> bool(tk.tree.isapprox({"a": jnp.ones(3)}, {"a": jnp.ones(3) + 1e-6}))
+        True
+    """
+    results = [
+        _isapprox_leaf(jnp.asarray(a), jnp.asarray(b), rtol, atol, nans)
+        for _, a, b in _paired_leaves(x, y, "isapprox")
+    ]
+    return jnp.all(jnp.stack(results)) if results else jnp.array(True)
+
+
+def _isapprox_leaf(a: jax.Array, b: jax.Array, rtol: float | None, atol: float, nans: bool) -> jax.Array:
+    if rtol is None:
+        rtol = 0.0 if atol > 0 else max(_default_rtol(a.dtype), _default_rtol(b.dtype))
+    common = jnp.promote_types(jnp.result_type(a, b), jnp.float32)
+    a, b = a.astype(common), b.astype(common)
+    distance = jnp.linalg.norm(jnp.ravel(a - b))
+    by_norm = distance <= jnp.maximum(atol, rtol * jnp.maximum(jnp.linalg.norm(jnp.ravel(a)), jnp.linalg.norm(jnp.ravel(b))))
+    close = jnp.abs(a - b) <= jnp.maximum(atol, rtol * jnp.maximum(jnp.abs(a), jnp.abs(b)))
+    elementwise = (a == b) | (jnp.isfinite(a) & jnp.isfinite(b) & close)
+    if nans:
+        elementwise = elementwise | (jnp.isnan(a) & jnp.isnan(b))
+    return jnp.where(jnp.isfinite(distance), by_norm, jnp.all(elementwise))
+
+
+def is_differentiable(leaf: Any) -> bool:
+    """True for leaves JAX can differentiate: floating or complex numbers and arrays.
+
+    Python ints and bools, integer and boolean arrays, strings, ``None`` and other
+    objects are not differentiable.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.tree.is_differentiable(jnp.ones(2)), tk.tree.is_differentiable(3)
+        (True, False)
+    """
+    if isinstance(leaf, (bool, int)):
+        return False
+    if isinstance(leaf, (float, complex)):
+        return True
+    dtype = getattr(leaf, "dtype", None)
+    return dtype is not None and jnp.issubdtype(dtype, jnp.inexact)
+
+
+def partition(x: Any, predicate: Callable[[Any], bool] = is_differentiable) -> tuple[Any, Any]:
+    """Split ``x`` into two trees of its structure: leaves that pass ``predicate`` and the rest.
+
+    Each tree holds ``None`` where the other holds a leaf; :func:`combine` undoes it.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> tk.tree.partition((jnp.ones(2), 3))
+        ((Array([1., 1.], dtype=float32), None), (None, 3))
+    """
+    leaves, tree = jax.tree.flatten(x)
+    chosen = [predicate(leaf) for leaf in leaves]
+    kept = [leaf if c else None for leaf, c in zip(leaves, chosen)]
+    rest = [None if c else leaf for leaf, c in zip(leaves, chosen)]
+    return jax.tree.unflatten(tree, kept), jax.tree.unflatten(tree, rest)
+
+
+def combine(*trees: Any) -> Any:
+    """Merge trees from :func:`partition`: at each leaf, the first non-``None`` value.
+
+    Example:
+        >>> import toolkit as tk
+        >>> tk.tree.combine((1.0, None), (None, 3))
+        (1.0, 3)
+    """
+
+    def first(*leaves):
+        return next((leaf for leaf in leaves if leaf is not None), None)
+
+    return jax.tree.map(first, *trees, is_leaf=lambda leaf: leaf is None)
