@@ -8,10 +8,13 @@ Structs (``tk.struct``), pytree maths (``tk.tree``), Zygote's gradient API
 (``tk.gradient`` and friends).
 """
 
+# Structs and pytree maths.
 from toolkit import tree
-from toolkit.grad import gradient, hessian, jacobian, pullback, withgradient
 from toolkit.struct import field, is_struct, struct
 from toolkit.tree import zero
+
+# Gradients.
+from toolkit.grad import gradient, hessian, jacobian, pullback, withgradient
 
 __version__ = "0.1.0"
 
