@@ -199,7 +199,10 @@ def isapprox(x: Any, y: Any, rtol: float | None = None, atol: float = 0.0, nans:
 def _isapprox_leaf(a: jax.Array, b: jax.Array, rtol: float | None, atol: float, nans: bool) -> jax.Array:
     if rtol is None:
         rtol = 0.0 if atol > 0 else max(_default_rtol(a.dtype), _default_rtol(b.dtype))
-    common = jnp.promote_types(jnp.result_type(a, b), jnp.float32)
+    common = jnp.result_type(a, b)
+    if not jnp.issubdtype(common, jnp.inexact) and rtol == 0 and atol == 0:
+        return jnp.all(a == b)  # exact, without rounding large integers through floats
+    common = jnp.promote_types(common, jnp.float32)
     a, b = a.astype(common), b.astype(common)
     distance = jnp.linalg.norm(jnp.ravel(a - b))
     by_norm = distance <= jnp.maximum(atol, rtol * jnp.maximum(jnp.linalg.norm(jnp.ravel(a)), jnp.linalg.norm(jnp.ravel(b))))

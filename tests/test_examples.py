@@ -1,0 +1,32 @@
+"""Smoke tests: every example script runs to completion and prints what it promises."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+# (script, text its output must contain)
+CASES = [
+    ("custom_struct.py", "a ≈ b: True"),
+]
+
+
+@pytest.mark.parametrize(("script", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_example_runs(script, expected, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout, result.stdout
+
+
+def test_every_example_is_covered():
+    scripts = {p.name for p in EXAMPLES.glob("*.py")}
+    assert scripts == {script for script, _ in CASES}
