@@ -13,9 +13,12 @@ from typing import Any, Union
 import jax
 import jax.numpy as jnp
 
+from toolkit._show import describe
 from toolkit.struct import struct
 
-__all__ = ["RGB", "Lab", "XYZ", "Colour", "as_array", "like"]
+__all__ = ["RGB", "Lab", "XYZ", "Colour", "as_array", "like", "channels", "from_channels"]
+
+Channels = tuple[jax.Array, jax.Array, jax.Array]
 
 
 @struct
@@ -97,3 +100,71 @@ def like(template: Any, array: jax.Array, kind: type) -> Any:
     if isinstance(template, (RGB, Lab, XYZ)):
         return kind(array[..., 0], array[..., 1], array[..., 2])
     return array
+
+
+def channels(colour: Any, kind: type, caller: str, name: str) -> Channels:
+    """The three channels of a ``kind`` struct or of an array whose last axis has length 3, as floats.
+
+    Integer and boolean values become the default float type; the channels
+    share one floating dtype and one (broadcast) shape. ``caller`` and
+    ``name`` make the errors say which argument of which function was wrong.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from toolkit.colour import RGB, channels
+        >>> r, g, b = channels(jnp.ones((4, 3)), RGB, "f", "rgb")
+        >>> r.shape, r.dtype
+        ((4,), dtype('float32'))
+    """
+    if isinstance(colour, (RGB, Lab, XYZ)):
+        if not isinstance(colour, kind):
+            raise TypeError(
+                f"{caller}: {name} is {_ARTICLE[type(colour)]} {type(colour).__name__} struct, expected {kind.__name__} "
+                f"(or an array whose last axis holds the 3 {kind.__name__} channels)."
+            )
+        parts = [jnp.asarray(leaf) for leaf in jax.tree.leaves(colour)]
+        try:
+            shape = jnp.broadcast_shapes(*(p.shape for p in parts))
+        except ValueError:
+            fields = ", ".join(f"{f}: {describe(p)}" for f, p in zip(_FIELDS[kind], parts))
+            raise ValueError(f"{caller}: the fields of {name} do not broadcast together ({fields}).") from None
+        parts = [jnp.broadcast_to(p, shape) for p in parts]
+    else:
+        array = jnp.asarray(colour)
+        if array.ndim == 0 or array.shape[-1] != 3:
+            fields = ", ".join(_FIELDS[kind])
+            raise ValueError(
+                f"{caller}: {name} must be {_ARTICLE[kind]} {kind.__name__} struct or an array whose last axis has length 3 "
+                f"({fields}), got {describe(array)}. Stack channels with jnp.stack([...], axis=-1), "
+                f"or build {kind.__name__}({fields})."
+            )
+        parts = [array[..., 0], array[..., 1], array[..., 2]]
+    dtype = _float_dtype(caller, name, *parts)
+    return tuple(p.astype(dtype) for p in parts)  # type: ignore[return-value]
+
+
+def from_channels(template: Any, values: Channels, kind: type) -> Any:
+    """Three channels in the form of ``template``: a ``kind`` struct if it was a struct, else a stacked array.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from toolkit.colour import Lab, RGB, from_channels
+        >>> from_channels(RGB(1.0, 1.0, 1.0), tuple(jnp.array([100.0, 0.0, 0.0])), Lab).l
+        Array(100., dtype=float32)
+    """
+    if isinstance(template, (RGB, Lab, XYZ)):
+        return kind(*values)
+    return jnp.stack(values, axis=-1)
+
+
+_FIELDS = {RGB: ("r", "g", "b"), Lab: ("l", "a", "b"), XYZ: ("x", "y", "z")}
+_ARTICLE = {RGB: "an", Lab: "a", XYZ: "an"}
+
+
+def _float_dtype(caller: str, name: str, *parts: jax.Array) -> Any:
+    dtype = jnp.result_type(*parts)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(f"{caller}: {name} must be real, got complex values ({dtype}); pass its .real part.")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        return jnp.result_type(float)
+    return dtype
