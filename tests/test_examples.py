@@ -11,6 +11,9 @@ EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 # (script, text its output must contain)
 CASES = [
     ("custom_struct.py", "a ≈ b: True"),
+    ("basic_loop.py", "tk.tree.isapprox(z, z′): True"),
+    ("sqrt_adjoint.py", "all agree: True"),
+    ("optimise_colour.py", "ends within ΔE00 < 1 of red: True"),
 ]
 
 

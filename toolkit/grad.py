@@ -18,6 +18,7 @@ import numpy as np
 
 from toolkit import tree
 from toolkit._show import describe
+from toolkit.params import Grads, Params
 
 __all__ = ["gradient", "withgradient", "pullback", "jacobian", "hessian"]
 
@@ -75,17 +76,22 @@ def withgradient(f: Callable[..., Any], *args: Any) -> tuple[jax.Array, tuple[An
     return value, split.slots(grads)
 
 
-def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
+def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...] | Grads:
     """Gradient of the real scalar ``f(*args)``: a tuple with one entry per argument.
 
     Each entry has its argument's structure (a struct gets a struct); arguments
-    that cannot be differentiated get ``None``.
+    that cannot be differentiated get ``None``. ``tk.gradient(f, ps)`` with a
+    ``tk.Params`` differentiates the zero-argument ``f`` with respect to the boxes
+    it reads and returns a ``tk.Grads`` (see ``toolkit.params``).
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
         >>> tk.gradient(lambda x, y: jnp.sum(x * y), jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]))
         (Array([3., 4.], dtype=float32), Array([1., 2.], dtype=float32))
     """
+    if len(args) == 1 and isinstance(args[0], Params):  # Zygote's implicit form: gradient(() -> loss, ps)
+        ps = args[0]
+        return Grads(ps, gradient(lambda *values: ps.call_with(values, f), *ps.values()))
     split = _Split(args)
     g = _real_scalar("tk.gradient", split.closed(f))
     if not args:

@@ -1,0 +1,224 @@
+"""tk.optimise: the compiled loop, its stopping rules, guards, callbacks, interrupts, batches and input checks."""
+
+import logging
+import os
+import signal
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import toolkit as tk
+from tests.optimise.problems import (
+    DESCENT,
+    KEY,
+    MOMENTUM,
+    TRACES,
+    Z0,
+    Z_TARGET,
+    first_step_where,
+    quadratic,
+    quadratic_run,
+    seed_loss,
+    seed_run,
+    seed_sample,
+)
+
+
+def test_seed_problem_reaches_the_target():
+    result = seed_run(steps=10**5)
+    assert bool(tk.tree.isapprox(result.params, Z_TARGET))
+    assert result.steps == 10**5 and result.stop_reason == "reached steps=100000"
+    assert result.losses.shape == (10**5,) and result.losses[-1] < 1e-9 < result.losses[0]
+    assert jax.tree.structure(result.state) == jax.tree.structure(tk.setup(MOMENTUM, Z0))
+
+
+def test_same_steps_as_a_hand_written_loop():
+    # Oracle: the loop written out in Python, one tk.update per step, on the documented samples.
+    result = seed_run(steps=200)
+    z, state = Z0, tk.setup(MOMENTUM, Z0)
+    step = jax.jit(lambda z, state, x: (seed_loss(z, x), *tk.update(MOMENTUM, state, z, tk.gradient(seed_loss, z, x)[0])))
+    losses = []
+    for s in range(200):
+        loss, z, state = step(z, state, seed_sample(jax.random.fold_in(KEY, s)))
+        losses.append(float(loss))
+    np.testing.assert_allclose(result.losses, losses, rtol=1e-5)
+    np.testing.assert_allclose(result.params, z, rtol=1e-5)
+
+
+def test_repeat_calls_reuse_the_compiled_loop():
+    seed_run(steps=300)
+    before = dict(TRACES)
+    for start in (Z0 + 1, 2 * Z0):  # other starting points, same shapes and dtypes
+        seed_run(steps=500, start=start)
+    assert dict(TRACES) == before and before["loss"] >= 1
+
+
+@tk.struct
+class Model:
+    w: jax.Array
+    b: jax.Array
+    calls: int  # an integer leaf: carried along, never optimised
+    activation: str = tk.field(static=True, default="tanh")
+
+
+def test_structs_keep_their_type_and_their_non_float_fields():
+    def loss(m):
+        assert m.activation == "tanh"
+        return jnp.sum((m.w * m.calls + m.b - 1.0) ** 2)
+
+    result = tk.optimise(loss, Model(jnp.zeros(2), jnp.zeros(2), 3), tk.Adam(0.05), steps=2000)
+    assert isinstance(result.params, Model) and result.params.calls == 3
+    assert result.params.activation == "tanh"
+    np.testing.assert_allclose(result.params.w * 3 + result.params.b, [1.0, 1.0], atol=1e-4)
+
+
+def test_callback_every_k_steps_like_the_seed_log():
+    seen = []
+    result = seed_run(steps=51, log_every=5, callback=lambda step, z, loss: seen.append((step, z, float(loss))))
+    assert [s for s, _, _ in seen] == [1, 6, 11, 16, 21, 26, 31, 36, 41, 46, 51]  # the seed's idx % 5 == 1
+    np.testing.assert_array_equal([loss for _, _, loss in seen], result.losses[[s - 1 for s, _, _ in seen]])
+    six = seed_run(steps=6, log_every=5)
+    np.testing.assert_array_equal(seen[1][1], six.params)
+
+
+def test_log_every_alone_prints_the_loss(capsys):
+    result = quadratic_run(jnp.ones(2), steps=7, log_every=3)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"step {s}: loss {result.losses[s - 1]:.6g}" for s in (1, 4, 7)]
+
+
+def test_progress_bar_shows_steps_and_loss(capsys):
+    quadratic_run(jnp.ones(2), steps=300, progress=True)
+    err = capsys.readouterr().err
+    assert "300/300" in err and "step/s" in err and "loss=" in err
+
+
+def test_tol_stops_on_a_small_loss_change():
+    p0 = jnp.array([1.0, -2.0])
+    result = quadratic_run(p0, tol=1e-4)
+    L = result.losses
+    n = result.steps
+    assert result.stop_reason == f"tol: |Δloss| <= 0.0001 at step {n}"
+    assert abs(L[n - 1] - L[n - 2]) <= 1e-4 and np.all(np.abs(np.diff(L[: n - 1])) > 1e-4)
+    # L_k = ½‖p‖²·0.81^(k-1): the first k >= 2 with L_{k-1} - L_k <= 1e-4.
+    exact = [2.5 * 0.81 ** (k - 1) for k in range(1, 200)]
+    assert n == 1 + first_step_where(lambda d: d <= 1e-4, -np.diff(exact))
+
+
+def test_gtol_stops_on_a_small_gradient():
+    p0 = jnp.array([3.0, 4.0])  # ‖∇‖ at step k is ‖p_{k-1}‖ = 5·0.9^(k-1)
+    result = quadratic_run(p0, gtol=0.01)
+    expected = first_step_where(lambda g: g <= 0.01, [5 * 0.9 ** (k - 1) for k in range(1, 500)])
+    assert result.steps == expected and result.stop_reason == f"gtol: gradient norm <= 0.01 at step {expected}"
+    np.testing.assert_allclose(result.params, p0 * 0.9**expected, rtol=1e-4)
+
+
+def test_divergence_stops_at_the_last_finite_iterate():
+    blowup = tk.Descent(2.5)  # p_k = (-1.5)^k p_0: the loss overflows float32 after ~100 steps
+    with pytest.warns(RuntimeWarning, match=r"diverged at step \d+.*last finite parameters"):
+        result = tk.optimise(quadratic, jnp.array([1.0]), blowup, steps=10**4)
+    n = result.steps
+    assert result.stop_reason == f"diverged at step {n + 1}" and 50 < n < 300
+    assert np.all(np.isfinite(result.params)) and np.all(np.isfinite(result.losses)) and len(result.losses) == n
+    assert not np.isfinite(quadratic(result.params * -1.5))  # the next step really was non-finite
+    before = tk.optimise(quadratic, jnp.array([1.0]), blowup, steps=n)
+    np.testing.assert_array_equal(result.params, before.params)
+
+
+def test_a_non_finite_gradient_with_a_finite_loss_also_stops():
+    def loss(p):  # finite at 0, but its gradient there is 0 * inf = nan
+        return jnp.sum(jnp.sqrt(jnp.abs(p)))
+
+    with pytest.warns(RuntimeWarning, match="diverged at step 1"):
+        result = tk.optimise(loss, jnp.array([0.0, 1.0]), DESCENT, steps=100)
+    assert result.steps == 0 and result.stop_reason == "diverged at step 1"
+    np.testing.assert_array_equal(result.params, [0.0, 1.0])
+
+
+def test_ctrl_c_in_a_callback_returns_the_result_so_far():
+    def interrupt_at_11(step, z, loss):
+        if step == 11:
+            raise KeyboardInterrupt
+
+    result = seed_run(steps=1000, log_every=5, callback=interrupt_at_11)
+    assert result.steps == 11 and result.stop_reason == "interrupted at step 11" and len(result.losses) == 11
+    np.testing.assert_array_equal(result.params, seed_run(steps=11, log_every=5).params)
+
+
+def test_ctrl_c_during_a_long_compiled_run_returns_the_result_so_far():
+    seed_run(steps=10)  # compiled already: the interrupt lands in the running loop
+    timer = threading.Timer(0.4, os.kill, (os.getpid(), signal.SIGINT))
+    began = time.perf_counter()
+    timer.start()
+    try:
+        result = seed_run(steps=10**9)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - began < 30
+    assert 0 < result.steps < 10**9 and result.stop_reason == f"interrupted at step {result.steps}"
+    assert len(result.losses) == result.steps and np.all(np.isfinite(result.params))
+    np.testing.assert_array_equal(result.params, seed_run(steps=result.steps).params)  # exactly that step's iterate
+
+
+def test_batched_problems_match_separate_runs():
+    starts = jnp.stack([Z0, Z0 + 1, 3 * Z0])
+    batch = seed_run(steps=300, start=starts, batched=True)
+    assert batch.stop_reason == ("reached steps=300",) * 3 and list(batch.steps) == [300] * 3
+    for i in range(3):
+        alone = seed_run(steps=300, start=starts[i])
+        np.testing.assert_array_equal(batch.params[i], alone.params)
+        np.testing.assert_array_equal(batch.losses[:, i], alone.losses)
+
+
+def test_batched_problems_stop_on_their_own():
+    starts = {"p": jnp.array([[3.0, 4.0], [0.3, 0.4], [jnp.inf, 0.0]])}  # ‖∇‖ = 5·0.9^(k-1), 0.5·0.9^(k-1); and inf
+    with pytest.warns(RuntimeWarning, match="1 of 3 problems diverged, first diverged at step 1"):
+        result = quadratic_run(starts, batched=True, gtol=0.01)
+    first = [first_step_where(lambda g: g <= 0.01, [m * 0.9 ** (k - 1) for k in range(1, 500)]) for m in (5, 0.5)]
+    assert list(result.steps) == [*first, 0]
+    assert result.stop_reason == (
+        f"gtol: gradient norm <= 0.01 at step {first[0]}",
+        f"gtol: gradient norm <= 0.01 at step {first[1]}",
+        "diverged at step 1",
+    )
+    assert result.losses.shape == (first[0], 3)
+    assert np.all(np.isnan(result.losses[first[1]:, 1])) and np.all(np.isfinite(result.losses[: first[1], 1]))
+    np.testing.assert_array_equal(result.params["p"][2], [np.inf, 0.0])  # never stepped
+
+
+def test_implicit_params_are_read_once_and_written_back():
+    z = tk.Param(Z0)
+    ps = tk.Params([z])
+    result = tk.optimise(lambda x: tk.mse(z.value @ x, Z_TARGET @ x), ps, MOMENTUM, steps=500, data=seed_sample, key=KEY)
+    assert result.params is ps and isinstance(z.value, jax.Array) and not isinstance(z.value, jax.core.Tracer)
+    np.testing.assert_array_equal(z.value, seed_run(steps=500).params)
+
+
+def test_bad_input_is_an_error_before_anything_compiles(caplog):
+    two = jnp.ones(2)
+    cases = [
+        (dict(loss=lambda p: p * 2), TypeError, r"loss must return a real floating-point scalar, but it returned f32\[2\]"),
+        (dict(params={"n": 3, "i": jnp.arange(2)}), ValueError, r"no floating-point leaves to optimise \(got leaves i32\[2\]"),
+        (dict(steps=0), ValueError, "steps must be a positive integer, got 0"),
+        (dict(steps=2.5), ValueError, "steps must be a positive integer, got 2.5"),
+        (dict(data=(jnp.ones((4, 2)), jnp.ones(5))), ValueError, r"disagree on the number of examples.*data\[0\]: 4, data\[1\]: 5"),
+        (dict(data=seed_sample), ValueError, r"a sampler needs a random key; pass key=jax.random.key\(0\)"),
+        (dict(data=jnp.ones((4, 2)), batch_size=5, key=KEY), ValueError, r"batch_size must be an integer in \[1, 4\]"),
+        (dict(loss=lambda p, x: jnp.sum(p)), TypeError, r"loss is called as loss\(params\), but"),
+        (dict(opt=tk.Adam), TypeError, r"Did you mean Adam\(\)"),
+        (dict(callback=print), ValueError, "a callback needs log_every"),
+        (dict(tol=-1.0), ValueError, "tol must be a finite number >= 0"),
+        (dict(params=jnp.array(1.0), batched=True), ValueError, r"same leading \(problem\) axis.*params: no axis"),
+        (dict(params={"a": jnp.ones((2, 1)), "b": jnp.ones(3)}, batched=True), ValueError, r"\['a'\]: 2, \['b'\]: 3"),
+    ]
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        for overrides, error, message in cases:
+            call = dict(loss=lambda p: jnp.sum(p**2), params=two, opt=DESCENT, steps=10)
+            call.update(overrides)
+            with pytest.raises(error, match=message):
+                tk.optimise(call.pop("loss"), call.pop("params"), call.pop("opt"), **call)
+    assert "Compiling jit(run)" not in caplog.text  # the loop itself was never compiled

@@ -1,0 +1,27 @@
+"""Optimisation: Flux's optimisers on optax, ``update`` for any pytree, and the compiled ``optimise`` loop.
+
+Modules: ``rules`` (Descent, Momentum, Nesterov, Adam), ``update`` (setup, update,
+update_), ``losses`` (mse, mae), ``loop`` (optimise), ``result`` (Result),
+``data`` (where each step's sample comes from), ``chunk`` (the compiled loop),
+``checkpoint`` (save and resume), ``threefry`` (a faster, identical PRNG for samplers).
+"""
+
+from toolkit.optimise.loop import optimise
+from toolkit.optimise.losses import mae, mse
+from toolkit.optimise.result import Result
+from toolkit.optimise.rules import Adam, Descent, Momentum, Nesterov
+from toolkit.optimise.update import setup, update, update_
+
+__all__ = [
+    "Descent",
+    "Momentum",
+    "Nesterov",
+    "Adam",
+    "setup",
+    "update",
+    "update_",
+    "optimise",
+    "Result",
+    "mse",
+    "mae",
+]

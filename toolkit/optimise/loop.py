@@ -1,0 +1,476 @@
+"""``tk.optimise``: a whole optimisation loop, compiled, with what a long run needs around it.
+
+The steps run inside XLA in chunks (see ``toolkit.optimise.chunk``); between
+chunks Python only updates the progress bar, calls the callback, writes
+checkpoints and notices Ctrl-C. Chunks aim at about 0.2 s each, so the bar stays
+live and an interrupt is answered promptly, while a fast loop still runs tens of
+thousands of steps per chunk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import numbers
+import os
+import sys
+import time
+import warnings
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from toolkit import tree
+from toolkit._show import describe
+from toolkit.optimise import checkpoint as checkpoints
+from toolkit.optimise.chunk import BLOCK, Chunk, Progress, cached_chunk
+from toolkit.optimise.data import Source, source_for
+from toolkit.optimise.result import RUNNING, Result, stop_reason
+from toolkit.optimise.update import check_optimiser, trainable
+from toolkit.params import Params
+
+__all__ = ["optimise"]
+
+_TARGET_SECONDS = 0.2  # aimed-for chunk duration
+_MAX_STEPS_PER_CHUNK = 2**17
+_MAX_LOSSES_PER_CHUNK = 2**20  # batched runs: caps the (steps x problems) loss buffer
+
+
+def optimise(
+    loss: Callable[..., Any],
+    params: Any,
+    opt: optax.GradientTransformation,
+    *,
+    steps: int,
+    data: Any = None,
+    key: jax.Array | None = None,
+    batch_size: int | None = None,
+    tol: float | None = None,
+    gtol: float | None = None,
+    batched: bool = False,
+    progress: bool | None = None,
+    log_every: int | None = None,
+    callback: Callable[[int, Any, Any], Any] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: str | os.PathLike | None = None,
+) -> Result:
+    """Minimise ``loss`` from ``params`` with the optimiser ``opt``, the whole loop compiled.
+
+    Args:
+        loss: ``loss(params)``, or ``loss(params, sample)`` when ``data`` is given;
+            it must return a real scalar. With implicit ``tk.Params``, ``loss()``
+            or ``loss(sample)``, reading the boxes.
+        params: any pytree or ``@tk.struct`` (only float leaves are optimised), or
+            a ``tk.Params`` (read once; the final values are written back).
+        opt: any optax transformation, e.g. ``tk.Momentum()``.
+        steps: the maximum number of steps (counting resumed ones).
+        data: ``None``; a function ``sample(key)`` drawn fresh each step from
+            ``jax.random.fold_in(key, step)``; or a pytree of arrays with a leading
+            example axis, used in order (``batch_size``: shuffled minibatches).
+            See ``toolkit.optimise.data`` for the exact sampling rules.
+        key: the random key for a sampler or for shuffling.
+        batch_size: minibatch size when ``data`` holds arrays of examples.
+        tol: stop after step ``N >= 2`` if ``|L_N - L_{N-1}| <= tol``, where ``L_k`` is
+            the loss at step ``k`` (evaluated before that step's update, on that
+            step's sample); the update of step ``N`` is applied.
+        gtol: stop after step ``N`` if the 2-norm of step ``N``'s gradient, over all
+            float leaves together, is ``<= gtol``; the update of step ``N`` is applied.
+        batched: every leaf of ``params`` has a leading axis of independent
+            problems, optimised together in one compiled run; all see the same
+            samples, and each stops on its own (``tol``, ``gtol``, divergence).
+        progress: show a tqdm bar (steps/s and the loss); default: when stderr is a terminal.
+        log_every: with ``callback``, call ``callback(step, params, loss)`` after
+            steps 1, 1 + k, 1 + 2k, … (the seed's ``idx % k == 1``), ``loss`` being
+            that step's loss; without a callback, print those losses.
+        checkpoint: a file to save the run to every ``checkpoint_every`` steps and
+            when it ends (also on Ctrl-C or divergence).
+        resume: a checkpoint file to continue from (with the same loss, optimiser
+            and data; ``key`` may be left out, the saved one is used); the
+            continued run is bitwise identical (on CPU) to one that never stopped.
+
+    Returns:
+        A :class:`~toolkit.optimise.result.Result` with ``params``, ``state``,
+        ``losses``, ``steps`` and ``stop_reason``.
+
+    A step whose loss, gradient or new parameters are not finite is not applied:
+    the run stops with ``stop_reason == "diverged at step N"``, ``params`` holding
+    the last finite iterate, and a ``RuntimeWarning``. Ctrl-C returns the result
+    at the last completed chunk instead of raising. Calling again with the same
+    ``loss``, ``opt`` and ``data`` objects and the same shapes reuses the compiled
+    loop (nothing is traced again); as with ``jax.jit``, values the loss reads
+    from outside (closures, globals, boxes not in the ``Params``) are fixed when it
+    is first compiled, so pass what changes through ``params`` or ``data``.
+    ``tk.optimise`` drives the loop from Python, so it is not itself traced by
+    ``jax.jit``/``jax.vmap``: for many problems at once use ``batched=True``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, toolkit as tk
+        >>> target = jnp.array([1.0, -2.0])
+        >>> result = tk.optimise(lambda p: tk.mse(p, target), jnp.zeros(2), tk.Momentum(0.1), steps=500)
+        >>> result.stop_reason, bool(tk.tree.isapprox(result.params, target))
+        ('reached steps=500', True)
+    """
+    _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint_every)
+    if resume is not None and key is None:
+        key = checkpoints.saved_key(resume)
+    source = source_for(data, batch_size, key)
+    problem = _Problem.of(params, batched)
+    period = min((k for k in (log_every, checkpoint_every) if k), default=None)
+    block = BLOCK if period is None else min(BLOCK, period)
+    chunk = cached_chunk(
+        (loss, problem.implicit),
+        problem.settings,
+        lambda: problem.objective(loss, source),  # checks loss's signature first
+        opt,
+        source,
+        batched=batched,
+        tol_on=tol is not None,
+        gtol_on=gtol is not None,
+        block=block,
+        buffer=_buffer(block, problem.batch),
+    )
+    data_arg = None if data is None or callable(data) else data  # arrays of examples go in as arguments
+    loss_dtype = _loss_dtype(chunk, problem, source, data_arg, key)
+    run, key = _start(chunk, problem, opt, loss_dtype, resume, key, steps)
+    driver = _Driver(chunk, problem, source, data_arg, key, steps, tol, gtol, loss_dtype)
+    run, interrupted = driver.drive(run, _show_progress(progress), log_every, callback, checkpoint, checkpoint_every)
+    if checkpoint is not None:
+        checkpoints.save(checkpoint, run.snapshot(driver.key))
+    return _result(problem, run, steps, interrupted, tol, gtol)
+
+
+# --- checks made before anything is compiled -----------------------------------------------------
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"tk.optimise: {name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint_every) -> None:
+    check_optimiser(opt, "tk.optimise")
+    _count("steps", steps)
+    for name, value in (("tol", tol), ("gtol", gtol)):
+        if value is not None and not (isinstance(value, numbers.Real) and 0 <= value < math.inf):
+            raise ValueError(f"tk.optimise: {name} must be a finite number >= 0 (or None to disable it), got {value!r}.")
+    if log_every is not None:
+        _count("log_every", log_every)
+    if callback is not None:
+        if not callable(callback):
+            raise TypeError(f"tk.optimise: callback must be a function callback(step, params, loss), got {callback!r}.")
+        if log_every is None:
+            raise ValueError("tk.optimise: a callback needs log_every=k (it is called after steps 1, 1 + k, 1 + 2k, ...).")
+    if checkpoint_every is not None:
+        _count("checkpoint_every", checkpoint_every)
+
+
+def _check_arity(loss: Callable, implicit: bool, takes_sample: bool) -> None:
+    args = (() if implicit else ("params",)) + (("sample",) if takes_sample else ())
+    try:
+        signature = inspect.signature(loss)
+    except (TypeError, ValueError):
+        return  # a builtin or an object without a signature: let the call itself tell
+    try:
+        signature.bind(*args)
+    except TypeError:
+        name = getattr(loss, "__name__", "loss")
+        raise TypeError(
+            f"tk.optimise: loss is called as loss({', '.join(args)}), but {name}{signature} does not accept that. "
+            + ("With data=..., the loss takes the step's sample as its last argument." if takes_sample
+               else "Without data, the loss takes no sample argument.")
+        ) from None
+
+
+def _abstract(x: Any) -> tuple[Any, ...]:
+    leaves, treedef = jax.tree.flatten(x)
+    return (treedef, tuple((tuple(leaf.shape), str(leaf.dtype)) for leaf in leaves))
+
+
+def _loss_dtype(chunk: Chunk, problem: _Problem, source: Source, data: Any, key: Any) -> np.dtype:
+    """The loss's dtype, after checking it returns a real scalar (traced once per input signature)."""
+    sample = source.example(data, key)
+    signature = (_abstract(problem.diff), _abstract(problem.rest_arrays), _abstract(sample))
+    if signature not in chunk.memo:
+        one = problem.one_problem
+        out = jax.eval_shape(chunk.objective, one(problem.diff), one(problem.rest_arrays), sample)
+        if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
+            shown = describe(np.broadcast_to(np.zeros((), out.dtype), out.shape)) if hasattr(out, "shape") else type(out).__name__
+            raise TypeError(
+                f"tk.optimise: loss must return a real floating-point scalar, but it returned {shown}. "
+                f"Reduce it to one number, e.g. with jnp.mean(...) or tk.mse(ŷ, y)."
+            )
+        chunk.memo[signature] = np.dtype(out.dtype)
+    return chunk.memo[signature]
+
+
+def _show_progress(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+def _buffer(block: int, batch: int | None) -> int:
+    most = _MAX_STEPS_PER_CHUNK if batch is None else max(block, _MAX_LOSSES_PER_CHUNK // batch)
+    return max(block, most // block * block)
+
+
+# --- the problem as the compiled loop sees it ----------------------------------------------------
+
+
+def _strong(leaf: Any) -> jax.Array:
+    """A float leaf as an array with a definite dtype (a Python float would be weakly typed)."""
+    if isinstance(leaf, jax.Array) and not leaf.weak_type:
+        return leaf
+    dtype = leaf.dtype if hasattr(leaf, "dtype") else np.result_type(leaf)
+    return jnp.asarray(leaf, dtype=jax.dtypes.canonicalize_dtype(dtype))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Problem:
+    """Parameters split the way the compiled loop needs them."""
+
+    implicit: Params | None  # the Params being optimised, in implicit mode
+    values: Any  # the parameters (the boxes' values in implicit mode)
+    diff: Any  # float leaves, as arrays (None elsewhere): what is optimised
+    rest_arrays: Any  # other array leaves: passed to the compiled loop, unchanged
+    statics: Any  # every other leaf (ints, strings, ...): baked into the compiled loop
+    batch: int | None  # the number of problems with batched=True
+
+    @classmethod
+    def of(cls, params: Any, batched: bool) -> _Problem:
+        implicit = params if isinstance(params, Params) else None
+        if implicit is not None and batched:
+            raise ValueError("tk.optimise: batched=True needs explicit parameters (a pytree), not tk.Params.")
+        values = implicit.values() if implicit is not None else params
+        diff, rest = trainable(values, "tk.optimise")
+        diff = jax.tree.map(_strong, diff)
+        rest_arrays, statics = tree.partition(rest, lambda leaf: isinstance(leaf, (jax.Array, np.ndarray)))
+        for path, leaf in jax.tree_util.tree_flatten_with_path(statics)[0]:
+            try:
+                hash(leaf)
+            except TypeError:
+                raise TypeError(
+                    f"tk.optimise: the parameter leaf at {jax.tree_util.keystr(path)} is an unhashable "
+                    f"{type(leaf).__name__}; make it an array or a hashable value (e.g. a tuple)."
+                ) from None
+        batch = _batch_size(values) if batched else None
+        return cls(implicit, values, diff, rest_arrays, statics, batch)
+
+    @property
+    def settings(self) -> tuple[Any, ...]:
+        """What the compiled loop depends on by value: the tree's shape and its non-array leaves."""
+        return (jax.tree.structure(self.values), tuple(jax.tree.leaves(self.statics)))
+
+    def objective(self, loss: Callable, source: Source) -> Callable:
+        """``loss`` as a function of (float leaves, other array leaves, sample), after checking it can be called so."""
+        _check_arity(loss, self.implicit is not None, source.takes_sample)
+        statics, implicit = self.statics, self.implicit
+
+        def objective(diff: Any, rest_arrays: Any, sample: Any) -> jax.Array:
+            values = tree.combine(diff, rest_arrays, statics)
+            args = (sample,) if source.takes_sample else ()
+            if implicit is not None:
+                return implicit.call_with(values, loss, *args)
+            return loss(values, *args)
+
+        return objective
+
+    def one_problem(self, x: Any) -> Any:
+        """Abstract values of one problem's slice of ``x`` (``x`` itself unless batched)."""
+        drop = 1 if self.batch is not None else 0
+        return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[drop:], a.dtype), x)
+
+    def full(self, diff: Any) -> Any:
+        return tree.combine(diff, self.rest_arrays, self.statics)
+
+
+def _batch_size(values: Any) -> int:
+    leaves, _ = jax.tree_util.tree_flatten_with_path(values)
+    sizes = {jax.tree_util.keystr(p) or "params": (np.shape(leaf)[:1] or (None,))[0] for p, leaf in leaves}
+    if None in sizes.values() or len(set(sizes.values())) != 1:
+        listing = ", ".join(f"{where}: {'no axis' if n is None else n}" for where, n in sizes.items())
+        raise ValueError(
+            f"tk.optimise: batched=True needs every parameter leaf to have the same leading (problem) axis; got {listing}."
+        )
+    return next(iter(sizes.values()))
+
+
+# --- running chunks --------------------------------------------------------------------------------
+
+
+class _Run(NamedTuple):
+    """The run at a chunk boundary; replaced whole after each chunk, so Ctrl-C never sees half an update."""
+
+    t: int  # steps taken on the global clock (the sample index of the next step)
+    progress: Progress  # on the device
+    status: np.ndarray
+    steps: np.ndarray
+    losses: tuple[np.ndarray, ...]
+
+    def history(self) -> np.ndarray:
+        return np.concatenate(self.losses)  # the first entry fixes the shape and dtype, even when empty
+
+    def snapshot(self, key: Any) -> checkpoints.Snapshot:
+        return checkpoints.Snapshot(self.t, jax.device_get(self.progress), self.history(), key)
+
+
+def _fresh(chunk: Chunk, problem: _Problem, opt: Any, loss_dtype: np.dtype) -> Progress:
+    """The state before step 1 (built by one compiled call, reused across calls)."""
+    memo_key = ("fresh", loss_dtype)
+    if memo_key not in chunk.memo:
+        batched = problem.batch is not None
+
+        def fresh(diff: Any) -> Progress:
+            shape = jax.tree.leaves(diff)[0].shape[:1] if batched else ()
+            return Progress(
+                params=diff,
+                opt_state=(jax.vmap(opt.init) if batched else opt.init)(diff),
+                status=jnp.full(shape, RUNNING, jnp.int32),
+                steps=jnp.zeros(shape, jnp.int32),
+                last_loss=jnp.full(shape, jnp.nan, loss_dtype),
+            )
+
+        chunk.memo[memo_key] = jax.jit(fresh)
+    return chunk.memo[memo_key](problem.diff)
+
+
+def _start(
+    chunk: Chunk, problem: _Problem, opt: Any, loss_dtype: np.dtype, resume: Any, key: Any, max_steps: int
+) -> tuple[_Run, Any]:
+    """The run to continue from (fresh, or read from ``resume``) and the key it uses."""
+    fresh = _fresh(chunk, problem, opt, loss_dtype)
+    shape = () if problem.batch is None else (problem.batch,)
+    if resume is None:
+        no_losses = np.zeros((0, *shape), loss_dtype)
+        return _Run(0, fresh, np.full(shape, RUNNING), np.zeros(shape, np.int32), (no_losses,)), key
+    saved = checkpoints.load(resume, fresh, key)
+    status, steps = jax.device_get((saved.progress.status, saved.progress.steps))
+    if int(np.max(steps)) > max_steps:
+        raise ValueError(
+            f"tk.optimise: the checkpoint {os.fspath(resume)!r} is at step {int(np.max(steps))}, beyond steps={max_steps}; "
+            f"pass steps >= {int(np.max(steps))} to continue it."
+        )
+    return _Run(saved.t, saved.progress, np.asarray(status), np.asarray(steps), (saved.losses,)), saved.key
+
+
+class _Driver:
+    """Runs chunks until the run ends; knows where chunks must stop (callbacks, checkpoints)."""
+
+    def __init__(
+        self, chunk: Chunk, problem: _Problem, source: Source, data: Any, key: Any,
+        steps: int, tol: float | None, gtol: float | None, loss_dtype: np.dtype,
+    ):
+        self.chunk, self.problem, self.data, self.steps = chunk, problem, data, steps
+        self.key = key if source.needs_key else None
+        self.tol = np.asarray(0 if tol is None else tol, loss_dtype)
+        self.gtol = np.asarray(0 if gtol is None else gtol, loss_dtype)
+        self.batched = problem.batch is not None
+
+    def drive(
+        self, run: _Run, show: bool, log_every: int | None, callback: Callable | None,
+        checkpoint: str | os.PathLike | None, checkpoint_every: int | None,
+    ) -> tuple[_Run, bool]:
+        """Run chunks from ``run`` to the end; ``(the run at its last chunk boundary, whether Ctrl-C ended it)``."""
+        length = self._first_length()
+        bar = tqdm(total=self.steps, initial=run.t, disable=not show, unit="step", dynamic_ncols=True)
+        interrupted = False
+        try:
+            while run.t < self.steps and (run.status == RUNNING).any():
+                end = self._end(run.t, length, log_every, checkpoint_every)
+                began = time.perf_counter()
+                new = self._chunk(run, end)
+                length = self._next_length(length, new.t - run.t, time.perf_counter() - began)
+                bar.update(new.t - bar.n)
+                run = new
+                if new.t != end:  # every problem stopped inside the chunk
+                    break
+                last = run.losses[-1][-1]
+                bar.set_postfix(loss=_short(last), refresh=False)
+                if log_every and (end - 1) % log_every == 0:
+                    self._log(end, run, last, callback)
+                if checkpoint is not None and checkpoint_every and end % checkpoint_every == 0:
+                    checkpoints.save(checkpoint, run.snapshot(self.key))
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+        return run, interrupted
+
+    def _chunk(self, run: _Run, end: int) -> _Run:
+        t, progress, losses = self.chunk.run(
+            run.progress, self.problem.rest_arrays, self.data, self.key, np.int32(run.t), np.int32(end), self.tol, self.gtol
+        )
+        t, status, steps, losses = jax.device_get((t, progress.status, progress.steps, losses))
+        if self.batched:
+            rows = int(t) - run.t
+        else:
+            t = int(steps)  # one problem: its clock is its step count (the chunk may end mid-block)
+            rows = int(steps) - int(run.steps)
+        return _Run(int(t), progress, np.asarray(status), np.asarray(steps), (*run.losses, np.asarray(losses[:rows])))
+
+    def _first_length(self) -> int:
+        rate = self.chunk.memo.get("rate")  # measured by an earlier call with this compiled loop
+        return self._clip(4 * self.chunk.block if rate is None else int(rate * _TARGET_SECONDS), limit=self.chunk.buffer)
+
+    def _next_length(self, previous: int, ran: int, seconds: float) -> int:
+        rate = ran / max(seconds, 1e-9)
+        self.chunk.memo["rate"] = rate
+        return self._clip(int(rate * _TARGET_SECONDS), limit=8 * previous)
+
+    def _clip(self, length: int, limit: int) -> int:
+        block = self.chunk.block
+        return max(block, min(length, limit, self.chunk.buffer) // block * block)
+
+    def _end(self, t: int, length: int, log_every: int | None, checkpoint_every: int | None) -> int:
+        end = min(t + length, self.steps)
+        if log_every:
+            end = min(end, -(-t // log_every) * log_every + 1)  # the next step ≡ 1 (mod log_every)
+        if checkpoint_every:
+            end = min(end, (t // checkpoint_every + 1) * checkpoint_every)
+        return end
+
+    def _log(self, step: int, run: _Run, loss: Any, callback: Callable | None) -> None:
+        if callback is None:
+            tqdm.write(f"step {step}: loss {_short(loss)}")
+            return
+        values = self.problem.full(run.progress.params)
+        if self.problem.implicit is not None:
+            self.problem.implicit.assign(values)
+            values = self.problem.implicit
+        callback(step, values, loss)
+
+
+def _short(loss: Any) -> str:
+    loss = np.asarray(loss)
+    if loss.ndim == 0:
+        return f"{float(loss):.6g}"
+    running = loss[np.isfinite(loss)]
+    return f"min {running.min():.6g} over {running.size} running" if running.size else "all stopped"
+
+
+def _result(problem: _Problem, run: _Run, steps: int, interrupted: bool, tol: Any, gtol: Any) -> Result:
+    reasons = tuple(
+        stop_reason(int(s), int(n), steps, interrupted, tol, gtol) for s, n in zip(run.status.ravel(), run.steps.ravel())
+    )
+    losses = run.history()
+    params = problem.full(run.progress.params)
+    if problem.implicit is not None:
+        problem.implicit.assign(params)
+        params = problem.implicit
+    diverged = [r for r in reasons if r.startswith("diverged")]
+    if diverged:
+        where = diverged[0] if problem.batch is None else f"{len(diverged)} of {problem.batch} problems diverged, first {diverged[0]}"
+        warnings.warn(
+            f"tk.optimise: {where}: the loss, gradient or parameters became non-finite, so the run stopped and "
+            f"returned the last finite parameters. Try a smaller learning rate η.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    if problem.batch is None:
+        return Result(params, run.progress.opt_state, losses, int(run.steps), reasons[0])
+    return Result(params, run.progress.opt_state, losses[: int(run.steps.max())], run.steps, reasons)

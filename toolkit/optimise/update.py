@@ -1,0 +1,161 @@
+"""One optimiser step on any pytree or struct: ``setup``/``update``, and ``update_`` for implicit ``Params``.
+
+Only floating-point (and complex) leaves are optimised; integer, boolean and
+static leaves pass through unchanged, and their gradients may be ``None`` (as
+``tk.gradient`` returns them). No per-type code is needed: a ``@tk.struct`` is
+updated field by field because it is a pytree.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from toolkit import tree
+from toolkit._show import describe
+from toolkit.params import Grads, Params
+
+__all__ = ["setup", "update", "update_"]
+
+
+def check_optimiser(opt: Any, caller: str) -> None:
+    """Raise a ``TypeError`` unless ``opt`` is an optax ``GradientTransformation`` (an init/update pair)."""
+    if isinstance(opt, optax.GradientTransformation) or (hasattr(opt, "init") and hasattr(opt, "update")):
+        return
+    hint = f" Did you mean {getattr(opt, '__name__', 'it')}() (call it)?" if callable(opt) else ""
+    raise TypeError(
+        f"{caller}: opt must be an optax.GradientTransformation such as tk.Momentum() or optax.adam(1e-3), "
+        f"got {opt!r}.{hint}"
+    )
+
+
+def trainable(params: Any, caller: str) -> tuple[Any, Any]:
+    """Split ``params`` into its float leaves and the rest; an error if there are no float leaves."""
+    diff, rest = tree.partition(params)
+    if not jax.tree.leaves(diff):
+        raise ValueError(
+            f"{caller}: params have no floating-point leaves to optimise (got {_leaf_summary(params)}). "
+            f"Use float arrays for the parameters, e.g. jnp.asarray(x, dtype=jnp.float32)."
+        )
+    return diff, rest
+
+
+def _leaf_summary(params: Any) -> str:
+    leaves = jax.tree.leaves(params)
+    if not leaves:
+        return "an empty tree"
+    shown = ", ".join(describe(leaf) for leaf in leaves[:4])
+    return f"leaves {shown}{', …' if len(leaves) > 4 else ''}"
+
+
+def float_grads(params: Any, grads: Any, caller: str) -> Any:
+    """``grads`` restricted to the float leaves of ``params`` (``None`` elsewhere), after checking they match."""
+
+    def pick(path, p, g):
+        where = jax.tree_util.keystr(path) or "the root"
+        if not tree.is_differentiable(p):
+            return None
+        if g is None:
+            raise ValueError(
+                f"{caller}: the gradient at {where} is None but the parameter there is {describe(p)}; "
+                f"pass zeros (tk.tree.zero) for parameters that get no gradient."
+            )
+        if np.shape(g) != np.shape(p):
+            raise ValueError(f"{caller}: the gradient at {where} is {describe(g)} but the parameter is {describe(p)}.")
+        return g
+
+    try:
+        return jax.tree_util.tree_map_with_path(pick, params, grads)
+    except (ValueError, TypeError) as error:
+        if str(error).startswith(caller):
+            raise
+        raise ValueError(
+            f"{caller}: grads must have the structure of params (None allowed where params hold no floats);\n"
+            f"  params: {jax.tree.structure(params)}\n  grads:  {jax.tree.structure(grads)}"
+        ) from None
+
+
+def setup(opt: optax.GradientTransformation, params: Any) -> Any:
+    """The optimiser state for ``params`` (Optimisers.jl's ``setup``): ``opt.init`` on the float leaves.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> state = tk.setup(tk.Momentum(), {"w": jnp.ones(2), "n": 3})
+        >>> state[1].trace
+        {'n': None, 'w': Array([0., 0.], dtype=float32)}
+    """
+    check_optimiser(opt, "tk.setup")
+    diff, _ = trainable(params, "tk.setup")
+    return opt.init(diff)
+
+
+def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: Any) -> tuple[Any, Any]:
+    """One step: new ``(params, state)`` from the gradient ``grads`` (Flux's ``update!``, without mutation).
+
+    Works on arrays, nested containers and ``@tk.struct`` values alike; leaves
+    that are not floating point are returned unchanged. Composes with ``jax.jit``,
+    ``jax.vmap`` and ``jax.grad``.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> params = {"w": jnp.array([1.0, 2.0]), "n": 3}
+        >>> opt = tk.Descent(0.125)
+        >>> (g,) = tk.gradient(lambda p: jnp.sum(p["w"] ** 2) * p["n"], params)
+        >>> params, state = tk.update(opt, tk.setup(opt, params), params, g)
+        >>> params   # w - 0.125 * 6w; the integer leaf n is left alone
+        {'n': 3, 'w': Array([0.25, 0.5 ], dtype=float32)}
+    """
+    check_optimiser(opt, "tk.update")
+    diff, rest = trainable(params, "tk.update")
+    updates, state = opt.update(float_grads(params, grads, "tk.update"), state, diff)
+    return tree.combine(optax.apply_updates(diff, updates), rest), state
+
+
+# Optimiser state for update_, kept per Params (and per optimiser object) as Flux keeps it inside the optimiser.
+_STATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _signature(values: Any) -> tuple[Any, ...]:
+    leaves, treedef = jax.tree.flatten(values)
+    return (treedef, *((np.shape(leaf), leaf.dtype if hasattr(leaf, "dtype") else np.result_type(leaf)) for leaf in leaves))
+
+
+def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
+    """In-place step for implicit parameters (Flux's ``update!(opt, ps, gs)``): every box in ``ps`` changes.
+
+    The optimiser state (momenta, Adam moments) lives with ``ps`` and is keyed by
+    the ``opt`` object, so reuse the same ``opt`` across steps, as in Flux.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> z = tk.Param(jnp.array([1.0, 2.0]))
+        >>> ps, opt = tk.Params([z]), tk.Descent(0.5)
+        >>> tk.update_(opt, ps, tk.gradient(lambda: jnp.sum(z.value ** 2), ps))
+        >>> z.value
+        Array([0., 0.], dtype=float32)
+    """
+    check_optimiser(opt, "tk.update_")
+    if not isinstance(ps, Params):
+        raise TypeError(
+            f"tk.update_ updates tk.Params in place, got a {type(ps).__name__}. "
+            f"For a pytree or struct use the functional form: params, state = tk.update(opt, state, params, grads)."
+        )
+    if not isinstance(gs, Grads):
+        raise TypeError(f"tk.update_: gs must be the tk.Grads from tk.gradient(f, ps), got a {type(gs).__name__}.")
+    values = ps.values()
+    states = _STATES.setdefault(ps, {})
+    _, state, signature = states.get(id(opt), (opt, None, _signature(values)))
+    if signature != _signature(values):
+        raise ValueError(
+            "tk.update_: the boxes in ps changed structure, shape or dtype since this optimiser's state was made; "
+            "use a fresh optimiser object (e.g. tk.Momentum()) for the new shapes."
+        )
+    if state is None:
+        state = setup(opt, values)
+    values, state = update(opt, state, values, tuple(gs[p] for p in ps))
+    ps.assign(values)
+    states[id(opt)] = (opt, state, signature)  # holding opt keeps id(opt) from being reused
