@@ -5,12 +5,19 @@ Import it as ``tk``::
     import toolkit as tk
 
 Structs (``tk.struct``), pytree maths (``tk.tree``), Zygote's gradient API
-(``tk.gradient`` and friends).
+(``tk.gradient`` and friends), one-line custom rules (``tk.adjoint``) with a
+checker (``tk.check_grad``) and safe primitives (``tk.safe``), Flux's
+optimisers and a compiled loop (``tk.Momentum``, ``tk.optimise``), and
+differentiable colour science (``tk.colour``, loaded on first use because
+colour-science takes seconds to import).
 """
+
+import importlib
+from typing import Any
 
 # Structs and pytree maths.
 from toolkit import tree
-from toolkit.struct import field, is_struct, struct
+from toolkit.structs import field, is_struct, struct
 from toolkit.tree import zero
 
 # Gradients.
@@ -18,15 +25,21 @@ from toolkit.grad import gradient, hessian, jacobian, pullback, withgradient
 
 # Custom adjoints.
 from toolkit import safe
-from toolkit.adjoint import adjoint
+from toolkit.adjoints import adjoint
 from toolkit.check import check_adjoint, check_grad
 
 # Optimisation.
-# (the name tk.optimise is the function; its package is toolkit.optimise, imported here first)
-from toolkit.optimise import Adam, Descent, Momentum, Nesterov, Result, mae, mse, optimise, setup, update, update_
+from toolkit.optimisation import Adam, Descent, Momentum, Nesterov, Result, mae, mse, optimise, setup, update, update_
 from toolkit.params import Grads, Param, Params
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "colour":  # importing the submodule also binds it here, so this runs once
+        return importlib.import_module("toolkit.colour")
+    raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+
 
 __all__ = [
     "struct",
@@ -57,4 +70,5 @@ __all__ = [
     "Param",
     "Params",
     "Grads",
+    "colour",
 ]

@@ -38,7 +38,7 @@ import numpy as np
 
 from toolkit import tree
 from toolkit._show import describe
-from toolkit.adjoint import forward_mode_problem, is_adjoint
+from toolkit.adjoints import forward_mode_problem, is_adjoint
 
 __all__ = ["check_grad", "check_adjoint"]
 

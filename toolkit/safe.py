@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from toolkit import tree
-from toolkit.adjoint import adjoint
+from toolkit.adjoints import adjoint
 
 __all__ = ["sqrt", "hypot", "norm", "atan2", "cbrt", "pow", "div"]
 

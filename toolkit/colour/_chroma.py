@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from toolkit.adjoint import adjoint
+from toolkit.adjoints import adjoint
 
 __all__ = ["chroma"]
 

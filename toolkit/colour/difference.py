@@ -58,7 +58,7 @@ import numpy as np
 
 from toolkit import safe
 from toolkit._show import describe
-from toolkit.adjoint import adjoint
+from toolkit.adjoints import adjoint
 from toolkit.colour._chroma import chroma
 from toolkit.colour._hue import hue, hue_difference, mean_hue, shared_hues
 from toolkit.colour.convert import rgb_to_lab, xyz_to_lab

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from toolkit._show import describe
-from toolkit.struct import struct
+from toolkit.structs import struct
 
 __all__ = ["RGB", "Lab", "XYZ", "Colour", "as_array", "like", "channels", "from_channels"]
 

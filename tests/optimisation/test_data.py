@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import toolkit as tk
-from tests.optimise.problems import DESCENT, KEY
+from tests.optimisation.problems import DESCENT, KEY
 
 
 def reports(p, sample):

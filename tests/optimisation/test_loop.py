@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import toolkit as tk
-from tests.optimise.problems import (
+from tests.optimisation.problems import (
     DESCENT,
     KEY,
     MOMENTUM,

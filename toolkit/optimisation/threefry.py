@@ -42,7 +42,7 @@ def hash2x32(k1: jax.Array, k2: jax.Array, x1: jax.Array, x2: jax.Array) -> tupl
 
     Example (the known-answer test from the Random123 distribution, 20 rounds):
         >>> import jax.numpy as jnp
-        >>> from toolkit.optimise.threefry import hash2x32
+        >>> from toolkit.optimisation.threefry import hash2x32
         >>> ones = jnp.uint32(0xFFFFFFFF)
         >>> [hex(int(v)) for v in hash2x32(ones, ones, ones, ones)]
         ['0x1cb996fc', '0xbb002be7']
@@ -110,7 +110,7 @@ def faster_equivalent(key: Any) -> Any:
 
     Example:
         >>> import jax
-        >>> from toolkit.optimise.threefry import faster_equivalent
+        >>> from toolkit.optimisation.threefry import faster_equivalent
         >>> key = jax.random.key(0)
         >>> bool((jax.random.uniform(faster_equivalent(key), (3,)) == jax.random.uniform(key, (3,))).all())
         True

@@ -1,6 +1,6 @@
 """``tk.optimise``: a whole optimisation loop, compiled, with what a long run needs around it.
 
-The steps run inside XLA in chunks (see ``toolkit.optimise.chunk``); between
+The steps run inside XLA in chunks (see ``toolkit.optimisation.chunk``); between
 chunks Python only updates the progress bar, calls the callback, writes
 checkpoints and notices Ctrl-C. Chunks aim at about 0.2 s each, so the bar stays
 live and an interrupt is answered promptly, while a fast loop still runs tens of
@@ -27,11 +27,11 @@ from tqdm import tqdm
 
 from toolkit import tree
 from toolkit._show import describe
-from toolkit.optimise import checkpoint as checkpoints
-from toolkit.optimise.chunk import BLOCK, Chunk, Progress, cached_chunk
-from toolkit.optimise.data import Source, source_for
-from toolkit.optimise.result import RUNNING, Result, stop_reason
-from toolkit.optimise.update import check_optimiser, trainable
+from toolkit.optimisation import checkpoint as checkpoints
+from toolkit.optimisation.chunk import BLOCK, Chunk, Progress, cached_chunk
+from toolkit.optimisation.data import Source, source_for
+from toolkit.optimisation.result import RUNNING, Result, stop_reason
+from toolkit.optimisation.update import check_optimiser, trainable
 from toolkit.params import Params
 
 __all__ = ["optimise"]
@@ -73,7 +73,7 @@ def optimise(
         data: ``None``; a function ``sample(key)`` drawn fresh each step from
             ``jax.random.fold_in(key, step)``; or a pytree of arrays with a leading
             example axis, used in order (``batch_size``: shuffled minibatches).
-            See ``toolkit.optimise.data`` for the exact sampling rules.
+            See ``toolkit.optimisation.data`` for the exact sampling rules.
         key: the random key for a sampler or for shuffling.
         batch_size: minibatch size when ``data`` holds arrays of examples.
         tol: stop after step ``N >= 2`` if ``|L_N - L_{N-1}| <= tol``, where ``L_k`` is
@@ -95,7 +95,7 @@ def optimise(
             continued run is bitwise identical (on CPU) to one that never stopped.
 
     Returns:
-        A :class:`~toolkit.optimise.result.Result` with ``params``, ``state``,
+        A :class:`~toolkit.optimisation.result.Result` with ``params``, ``state``,
         ``losses``, ``steps`` and ``stop_reason``.
 
     A step whose loss, gradient or new parameters are not finite is not applied:

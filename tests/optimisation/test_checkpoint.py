@@ -7,7 +7,7 @@ import pytest
 from flax import serialization
 
 import toolkit as tk
-from tests.optimise.problems import KEY, MOMENTUM, Z0, quadratic_run, seed_loss, seed_run, seed_sample
+from tests.optimisation.problems import KEY, MOMENTUM, Z0, quadratic_run, seed_loss, seed_run, seed_sample
 
 ADAM = tk.Adam(0.01)
 

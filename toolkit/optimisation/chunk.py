@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import optax
 
 from toolkit import tree
-from toolkit.optimise.data import Source
-from toolkit.optimise.result import DIVERGED, GTOL, RUNNING, TOL
+from toolkit.optimisation.data import Source
+from toolkit.optimisation.result import DIVERGED, GTOL, RUNNING, TOL
 
 __all__ = ["Progress", "Chunk", "BLOCK", "cached_chunk"]
 

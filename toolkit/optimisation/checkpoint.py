@@ -23,11 +23,11 @@ import numpy as np
 from flax import serialization
 
 from toolkit._show import describe
-from toolkit.optimise.chunk import Progress
+from toolkit.optimisation.chunk import Progress
 
 __all__ = ["Snapshot", "save", "load", "saved_key"]
 
-_FORMAT = "toolkit.optimise checkpoint"
+_FORMAT = "toolkit.optimisation checkpoint"
 _VERSION = 1
 
 

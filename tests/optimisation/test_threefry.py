@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toolkit.optimise.threefry import UNROLLED, faster_equivalent, hash2x32
+from toolkit.optimisation.threefry import UNROLLED, faster_equivalent, hash2x32
 
 DRAWS = {
     "bits32": lambda k: jax.random.bits(k, (5, 3)),

@@ -6,11 +6,11 @@ update_), ``losses`` (mse, mae), ``loop`` (optimise), ``result`` (Result),
 ``checkpoint`` (save and resume), ``threefry`` (a faster, identical PRNG for samplers).
 """
 
-from toolkit.optimise.loop import optimise
-from toolkit.optimise.losses import mae, mse
-from toolkit.optimise.result import Result
-from toolkit.optimise.rules import Adam, Descent, Momentum, Nesterov
-from toolkit.optimise.update import setup, update, update_
+from toolkit.optimisation.loop import optimise
+from toolkit.optimisation.losses import mae, mse
+from toolkit.optimisation.result import Result
+from toolkit.optimisation.rules import Adam, Descent, Momentum, Nesterov
+from toolkit.optimisation.update import setup, update, update_
 
 __all__ = [
     "Descent",

@@ -129,7 +129,7 @@ def is_adjoint(f: Any) -> bool:
 
     Example:
         >>> import toolkit as tk
-        >>> from toolkit.adjoint import is_adjoint
+        >>> from toolkit.adjoints import is_adjoint
         >>> is_adjoint(tk.adjoint(lambda x: (x, lambda Δ: (Δ,)))), is_adjoint(abs)
         (True, False)
     """
@@ -141,7 +141,7 @@ def forward_mode_problem(f: Callable[..., Any], *args: Any, **kwargs: Any) -> st
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
-        >>> from toolkit.adjoint import forward_mode_problem
+        >>> from toolkit.adjoints import forward_mode_problem
         >>> clip = tk.adjoint(lambda x: (x, lambda Δ: (jnp.clip(Δ, -1.0, 1.0),)))
         >>> forward_mode_problem(clip, 1.0)
         "Transpose rule (for reverse-mode differentiation) for 'min' not implemented"

@@ -9,7 +9,7 @@ Four sources, chosen from ``tk.optimise``'s ``data`` argument:
   step, and depend only on ``key`` and ``s``, so chunking, checkpointing and
   resuming never change them. ``sample`` must be a JAX function that ``vmap``
   accepts. For a default (``threefry2x32``) key, the key ``sample`` receives is
-  re-wrapped with ``toolkit.optimise.threefry.UNROLLED``, which gives the same
+  re-wrapped with ``toolkit.optimisation.threefry.UNROLLED``, which gives the same
   numbers several times faster on CPU (``jax.random.key_data`` is unchanged).
 * a pytree of arrays with a leading example axis of length ``n``: step ``s``
   gets example ``s mod n``, in order.
@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from toolkit._show import describe
-from toolkit.optimise.threefry import faster_equivalent
+from toolkit.optimisation.threefry import faster_equivalent
 
 __all__ = ["Source", "source_for"]
 
