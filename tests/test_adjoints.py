@@ -421,7 +421,10 @@ def test_error_rule_closing_over_an_outer_tracer():
     with pytest.raises(TypeError) as error:
         jax.grad(outer)(3.0)
     assert "captures" in str(error.value) and "closes over" in str(error.value)
+    with pytest.raises(TypeError, match="captures.*closes over"):
+        jax.jacfwd(outer)(3.0)
     assert float(jax.jit(outer)(3.0)) == 6.0  # capturing a jit value (not differentiated) is fine
+    np.testing.assert_array_equal(jax.vmap(outer)(jnp.arange(3.0)), [0.0, 2.0, 4.0])  # and a vmap value
 
 
 def test_error_wrong_call_names_the_rule():

@@ -170,3 +170,27 @@ def test_functions_that_leave_float64_are_refused():
 def test_nothing_to_check():
     with pytest.raises(TypeError, match="nothing to check"):
         tk.check_grad(lambda n: n * 1.0, 3)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("atol", -1e-6), ("rtol", -1.0), ("step", 0.0), ("step", float("nan"))]
+)
+def test_bad_options_are_named(option, value):
+    with pytest.raises(ValueError, match=rf"tk.check_grad\(sin\): {option} must be"):
+        tk.check_grad(jnp.sin, X, **{option: value})
+
+
+def test_empty_inputs_and_outputs_are_named():
+    with pytest.raises(TypeError, match="nothing to check"):
+        tk.check_grad(lambda x: jnp.sum(x) + 1.0, jnp.ones(0))
+    with pytest.raises(TypeError, match="nothing to check"):
+        tk.check_grad(lambda x: (), X)
+
+
+def test_catches_a_pullback_that_forgets_delta():
+    @tk.adjoint
+    def forgot(x):  # the seed's rule without its Δ
+        y = jnp.sqrt(x)
+        return y, lambda Δ: (1 / (2 * y),)
+
+    assert "x: FAIL" in failure(tk.check_adjoint, forgot, X, forward=False, vmap=False)

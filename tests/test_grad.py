@@ -155,3 +155,32 @@ def test_everything_composes_with_jit_and_vmap():
     np.testing.assert_allclose(hessians, np.stack([np.diag(-np.sin(row)) for row in np.asarray(xs)]), rtol=1e-5, atol=1e-6)
     # A None slot survives jit.
     assert jax.jit(lambda v: tk.gradient(lambda a, n: jnp.sum(a) * n, v, 3))(xs[0])[1] is None
+
+
+def test_pullback_refuses_a_complex_cotangent_for_a_real_output():
+    _, back = tk.pullback(lambda v: 2 * v, jnp.ones(2))
+    with pytest.raises(TypeError, match=r"tk.pullback: Δ is c64\[2\], but f's output is f32\[2\]"):
+        back(jnp.ones(2) * 1j)  # casting would silently drop the imaginary part
+
+
+def test_implicit_params_work_with_withgradient_and_pullback():
+    z = tk.Param(jnp.array([1.0, 2.0]))
+    w = tk.Param(jnp.array(3.0))
+    ps = tk.Params([z, w])
+    value, gs = tk.withgradient(lambda: jnp.sum(z.value**2) * w.value, ps)
+    assert float(value) == 15.0 and isinstance(gs, tk.Grads)
+    np.testing.assert_allclose(gs[z], [6.0, 12.0])
+    assert float(gs[w]) == 5.0
+    out, back = tk.pullback(lambda: z.value * w.value, ps)
+    np.testing.assert_allclose(out, [3.0, 6.0])
+    gs = back(jnp.array([1.0, 10.0]))
+    np.testing.assert_allclose(gs[z], [3.0, 30.0])
+    assert float(gs[w]) == 21.0
+    np.testing.assert_allclose(z.value, [1.0, 2.0])  # the boxes keep their values
+
+
+@pytest.mark.parametrize("fn", [tk.gradient, tk.withgradient, tk.pullback], ids=lambda fn: fn.__name__)
+def test_params_mixed_with_other_arguments_is_a_clear_error(fn):
+    ps = tk.Params([tk.Param(jnp.ones(2))])
+    with pytest.raises(TypeError, match=rf"tk.{fn.__name__}: a tk.Params must be the only argument"):
+        fn(lambda x: jnp.sum(x), ps, jnp.ones(2))

@@ -103,3 +103,14 @@ def test_seed_loop_in_flux_form_converges():
         gs = tk.gradient(lambda: loss(z.value, x), ps)
         tk.update_(opt, ps, gs)
     assert float(tk.tree.norm(z.value - z_target)) < 0.05 * start
+
+
+def test_grads_keep_the_boxes_they_were_taken_with():
+    z = tk.Param(jnp.array([1.0, 2.0]))
+    ps = tk.Params([z])
+    gs = tk.gradient(lambda: jnp.sum(z.value**2), ps)
+    w = tk.Param(jnp.ones(3))
+    ps.append(w)  # after the gradient was taken: w has no gradient in gs
+    assert len(gs) == 1 and list(gs) == [z] and w not in gs
+    with pytest.raises(KeyError, match="not one of the Params this gradient was taken with"):
+        gs[w]

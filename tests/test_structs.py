@@ -329,3 +329,23 @@ def test_doubling_is_adding_to_itself(xs):
 def test_division_undoes_multiplication(xs, ys):
     x, y = GG(*map(jnp.asarray, xs)), GG(*map(jnp.asarray, ys))
     assert bool(tk.tree.isapprox((x * y) / y, x, atol=1e-3))
+
+
+def test_subclasses_keep_inherited_user_methods():
+    @tk.struct
+    class Base:
+        x: jax.Array
+
+        def __repr__(self):
+            return "custom"
+
+        def __neg__(self):
+            return "negated"
+
+    @tk.struct
+    class Derived(Base):
+        y: jax.Array
+
+    z = Derived(jnp.ones(1), jnp.ones(1))
+    assert repr(z) == "custom" and -z == "negated"
+    assert isinstance(z + z, Derived)  # what neither class wrote is still generated

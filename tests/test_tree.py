@@ -146,3 +146,13 @@ def test_is_differentiable_partition_combine():
     back = tk.tree.combine(diff, rest)
     assert jax.tree.structure(back) == jax.tree.structure(tree)
     assert back["n"] == 3 and back["p"].y is tree["p"].y
+
+
+def test_norm_of_integer_leaves_does_not_overflow():
+    # int32 squares of 10^5 overflow (and once came back as a norm of 0); Julia's norm of Ints is a float.
+    big = jnp.array([100000, 100000])
+    np.testing.assert_allclose(float(tk.tree.norm(big)), np.linalg.norm([1e5, 1e5]), rtol=1e-6)
+    np.testing.assert_allclose(float(tk.tree.norm(big, 3)), np.linalg.norm([1e5, 1e5], 3), rtol=1e-6)
+    huge = jnp.array([2**30, 2**30])  # their sum overflows int32
+    assert float(tk.tree.norm(huge, 1)) == 2.0**31
+    assert float(tk.tree.norm((huge, jnp.array([True])), math.inf)) == 2.0**30

@@ -39,8 +39,14 @@ first call with an error that names it.
 A rule is traced, as ``jax.jit`` traces code: branch on values with
 ``jnp.where`` or ``jax.lax.cond``, not with Python ``if``. Its gradient is only
 what its pullback returns, so a rule must not capture a value that an enclosing
-``jax.grad``/``jax.vmap`` is tracing (pass it as an argument); doing so raises an
-error naming the rule.
+``jax.grad``/``jax.jvp`` is differentiating (pass it as an argument); doing so
+raises an error naming the rule. Capturing a value that ``jax.jit`` or
+``jax.vmap`` traces is fine.
+
+A pullback must be linear in Δ. One that is not (a forgotten Δ, ``Δ * s + c``)
+cannot always be told apart when the rule is traced: JAX's transpose keeps only
+the part that involves Δ, so such a rule gets a wrong gradient with no error.
+``tk.check_adjoint`` catches it.
 
 **Arguments** are read from the signature (``inspect.signature``), never from
 ``nondiff_argnums``. Floating-point arrays and Python floats, and pytrees or
@@ -298,8 +304,8 @@ def _forward_mode_error(name: str, problem: str) -> TypeError:
 
 def _closure_error(name: str) -> TypeError:
     return TypeError(
-        f"tk.adjoint rule `{name}` closes over a value traced by an enclosing transformation "
-        f"(jax.grad, jax.vmap, ...). A rule's gradient is only what its pullback returns, so a captured "
+        f"tk.adjoint rule `{name}` closes over a value that an enclosing transformation differentiates "
+        f"(jax.grad, jax.jvp, ...). A rule's gradient is only what its pullback returns, so a captured "
         f"traced value would get no gradient. Pass it as an argument instead:\n"
         f"  wrong: def outer(c): return tk.adjoint(lambda x: (x * c, lambda Δ: (Δ * c,)))(x)\n"
         f"  right: scale = tk.adjoint(lambda x, c: (x * c, lambda Δ: (Δ * c, Δ * x)))  # then scale(x, c)"

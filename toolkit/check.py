@@ -163,10 +163,20 @@ class _Checker:
         self.use_jit, self.use_vmap = jit, vmap
         self.rng = np.random.default_rng(seed)
         self.notes: list[str] = []
+        self._check_options()
         with jax.enable_x64(True):
             self.args, self.kwargs = jax.tree.map(_to_float64, (args, kwargs))
             self._flatten_inputs(_argument_labels(f, args, kwargs))
             self._flatten_outputs()
+
+    def _check_options(self) -> None:
+        options = (("atol", self.atol, True), ("rtol", self.rtol, True), ("step", self.step, False))
+        for option, value, zero_allowed in options:
+            if not (np.isfinite(value) and (value > 0 or (zero_allowed and value == 0))):
+                bound = ">= 0" if zero_allowed else "> 0"
+                raise ValueError(
+                    f"{self.caller}({self.name}): {option} must be finite and {bound}, got {option}={value!r}"
+                )
 
     def _flatten_inputs(self, labels: list[str]) -> None:
         leaves, self.treedef = jax.tree_util.tree_flatten_with_path((self.args, self.kwargs))
@@ -182,9 +192,9 @@ class _Checker:
             self.inputs.append(_Leaf(head + jax.tree_util.keystr(rest), np.shape(leaf), start))
             self.positions.append(position)
             start = self.inputs[-1].stop
-        if not self.inputs:
+        if not self.inputs or self.inputs[-1].stop == 0:
             raise TypeError(
-                f"{self.caller}({self.name}): no argument has floating-point leaves, so there is nothing to check."
+                f"{self.caller}({self.name}): no argument has floating-point elements, so there is nothing to check."
             )
         self.point = jnp.concatenate([jnp.ravel(self.leaves[p]) for p in self.positions])
 
@@ -202,6 +212,8 @@ class _Checker:
                 )
             self.outputs.append(_Leaf(where, np.shape(leaf), start))
             start = self.outputs[-1].stop
+        if start == 0:
+            raise TypeError(f"{self.caller}({self.name}): f returned no elements, so there is nothing to check.")
         size = self.point.size * start
         if size > _MAX_JACOBIAN:
             raise ValueError(

@@ -61,8 +61,23 @@ def _real_scalar(caller: str, f: Callable) -> Callable:
     return checked
 
 
-def withgradient(f: Callable[..., Any], *args: Any) -> tuple[jax.Array, tuple[Any, ...]]:
+def _implicit(caller: str, args: tuple[Any, ...]) -> Params | None:
+    """The ``Params`` of Zygote's implicit form ``caller(f, ps)``, or ``None`` for explicit arguments."""
+    if not any(isinstance(arg, Params) for arg in args):
+        return None
+    if len(args) != 1:
+        raise TypeError(
+            f"{caller}: a tk.Params must be the only argument (implicit form: {caller}(() -> loss, ps)); "
+            f"pass other values through the closure, or use the explicit form {caller}(f, x, y) without Params."
+        )
+    return args[0]
+
+
+def withgradient(f: Callable[..., Any], *args: Any) -> tuple[jax.Array, tuple[Any, ...] | Grads]:
     """Value of ``f(*args)`` and its gradient with respect to every argument.
+
+    As with :func:`gradient`, ``tk.withgradient(f, ps)`` with a ``tk.Params``
+    takes the zero-argument ``f`` and gives the gradient as a ``tk.Grads``.
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
@@ -70,6 +85,10 @@ def withgradient(f: Callable[..., Any], *args: Any) -> tuple[jax.Array, tuple[An
         >>> value, dx, n
         (Array(5., dtype=float32), Array([2., 4.], dtype=float32), None)
     """
+    ps = _implicit("tk.withgradient", args)
+    if ps is not None:  # Zygote's implicit form: withgradient(() -> loss, ps)
+        value, grads = withgradient(lambda *values: ps.call_with(values, f), *ps.values())
+        return value, Grads(ps, grads)
     split = _Split(args)
     g = _real_scalar("tk.withgradient", split.closed(f))
     value, grads = jax.value_and_grad(g, argnums=tuple(range(len(args))))(*split.diff) if args else (g(), ())
@@ -89,8 +108,8 @@ def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...] | Grads:
         >>> tk.gradient(lambda x, y: jnp.sum(x * y), jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]))
         (Array([3., 4.], dtype=float32), Array([1., 2.], dtype=float32))
     """
-    if len(args) == 1 and isinstance(args[0], Params):  # Zygote's implicit form: gradient(() -> loss, ps)
-        ps = args[0]
+    ps = _implicit("tk.gradient", args)
+    if ps is not None:  # Zygote's implicit form: gradient(() -> loss, ps)
         return Grads(ps, gradient(lambda *values: ps.call_with(values, f), *ps.values()))
     split = _Split(args)
     g = _real_scalar("tk.gradient", split.closed(f))
@@ -100,12 +119,13 @@ def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...] | Grads:
     return split.slots(jax.grad(g, argnums=tuple(range(len(args))))(*split.diff))
 
 
-def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
+def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...] | Grads]]:
     """Value of ``f(*args)`` and ``back``, which maps an output cotangent to one per argument.
 
     ``f`` may return any pytree; ``back(Δ)`` takes a ``Δ`` of that structure and
     shape and returns a tuple with one cotangent per argument (``None`` for those
-    without a gradient).
+    without a gradient). With a ``tk.Params`` as the only argument, ``f`` takes
+    no arguments and ``back(Δ)`` returns a ``tk.Grads``.
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
@@ -113,6 +133,10 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tu
         >>> back(jnp.array([1.0, 10.0]))
         (Array([ 3., 30.], dtype=float32),)
     """
+    ps = _implicit("tk.pullback", args)
+    if ps is not None:  # Zygote's implicit form: pullback(() -> y, ps); back(Δ) gives Grads
+        out, back_values = pullback(lambda *values: ps.call_with(values, f), *ps.values())
+        return out, lambda Δ: Grads(ps, back_values(Δ))
     split = _Split(args)
     out, vjp = jax.vjp(split.closed(f), *split.diff)
     out_leaves, out_tree = jax.tree.flatten(out)
@@ -124,6 +148,8 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tu
         for o, d in zip(out_leaves, leaves):
             if np.shape(d) != np.shape(o):
                 raise ValueError(f"tk.pullback: Δ has shape {np.shape(d)} where f's output has {describe(o)}")
+            if jnp.iscomplexobj(d) and not jnp.iscomplexobj(o):  # the cast below would drop the imaginary part
+                raise TypeError(f"tk.pullback: Δ is {describe(jnp.asarray(d))}, but f's output is {describe(o)}")
         cast = [jnp.asarray(d, dtype=jnp.result_type(o)) for o, d in zip(out_leaves, leaves)]
         return split.slots(vjp(jax.tree.unflatten(out_tree, cast)))
 

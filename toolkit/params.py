@@ -164,10 +164,11 @@ class Grads(Mapping):
         if len(grads) != len(params):
             raise ValueError(f"tk.Grads: got {len(grads)} gradients for {len(params)} parameters.")
         self.params = params
-        self._by_id = {id(p): g for p, g in zip(params, grads)}
+        self._boxes = tuple(params)  # as they were: boxes appended to params later have no gradient here
+        self._by_id = {id(p): g for p, g in zip(self._boxes, grads)}
 
     def __getitem__(self, p: Param) -> Any:
-        if p not in self.params:
+        if not any(p is q for q in self._boxes):
             raise KeyError(
                 f"{p!r} is not one of the Params this gradient was taken with; "
                 f"add it to the Params passed to tk.gradient."
@@ -175,10 +176,10 @@ class Grads(Mapping):
         return self._by_id[id(p)]
 
     def __iter__(self) -> Iterator[Param]:
-        return iter(self.params)
+        return iter(self._boxes)
 
     def __len__(self) -> int:
-        return len(self.params)
+        return len(self._boxes)
 
     def __repr__(self) -> str:
         return f"Grads({len(self)} parameters)"

@@ -51,7 +51,16 @@ def field(*, static: bool = False, **kwargs: Any) -> Any:
 
 
 def is_struct(x: Any) -> bool:
-    """True for an instance of a ``@tk.struct`` class."""
+    """True for an instance of a ``@tk.struct`` class (not for the class itself).
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> @tk.struct
+        ... class Point:
+        ...     x: jnp.ndarray
+        >>> tk.is_struct(Point(jnp.zeros(2))), tk.is_struct(Point), tk.is_struct((1.0, 2.0))
+        (True, False, False)
+    """
     return hasattr(type(x), _FIELDS)
 
 
@@ -87,9 +96,17 @@ def struct(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
     _validate_on_init(cls)
     _register(cls, data, static)
     for name, method in _METHODS.items():
-        if name not in cls.__dict__:  # a method the user wrote wins
+        if not _user_defined(cls, name):  # a method the user wrote wins, also in a base class
             setattr(cls, name, method)
     return cls
+
+
+def _user_defined(cls: type, name: str) -> bool:
+    """True when ``cls`` or a base (``object`` aside) defines ``name`` by hand rather than through ``@tk.struct``."""
+    for klass in cls.__mro__[:-1]:
+        if name in klass.__dict__:
+            return klass.__dict__[name] is not _METHODS[name]
+    return False
 
 
 # --- pytree registration --------------------------------------------------------

@@ -142,9 +142,10 @@ def dot(x: Any, y: Any) -> jax.Array:
 
 
 def norm(x: Any, p: float = 2) -> jax.Array:
-    """The ``p``-norm of all elements together (``p`` ≥ 1 or ``inf``; default 2).
+    """The ``p``-norm of all elements together (``p`` ≥ 1 or ``inf``; default 2), as a float.
 
     The 2-norm has gradient zero (not NaN) at the zero tree, so it is safe in a loss.
+    Integer and boolean leaves are converted to floats first, so their squares cannot overflow.
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
@@ -153,7 +154,7 @@ def norm(x: Any, p: float = 2) -> jax.Array:
     """
     if not (p >= 1):
         raise ValueError(f"tk.tree.norm: p must be >= 1 or inf, got p={p!r}")
-    magnitudes = [jnp.abs(jnp.asarray(leaf)) for leaf in _leaves(x, "norm")]
+    magnitudes = [_magnitude(leaf) for leaf in _leaves(x, "norm")]
     if not magnitudes:
         return jnp.zeros(())
     if p == math.inf:
@@ -165,6 +166,12 @@ def norm(x: Any, p: float = 2) -> jax.Array:
         positive = squares > 0
         return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1)), 0)
     return builtins.sum(jnp.sum(m**p) for m in magnitudes) ** (1 / p)
+
+
+def _magnitude(leaf: Any) -> jax.Array:
+    """``|leaf|`` in a floating dtype: integer squares and sums would overflow (Julia's norm of Ints is a float too)."""
+    magnitude = jnp.abs(jnp.asarray(leaf))
+    return magnitude.astype(jnp.result_type(magnitude, float))
 
 
 def _default_rtol(dtype: Any) -> float:

@@ -290,8 +290,8 @@ def test_colordiff_takes_every_kind_of_colour_and_metric():
     assert float(colordiff(jnp.array([1.0, 0.0, 0.0]), jnp.array([1.0, 1.0, 1.0]), arrays="RGB")) == pytest.approx(expected, rel=1e-6)
     lab_arrays = (tk.colour.as_array(red_lab), tk.colour.as_array(white_lab))
     assert float(colordiff(*lab_arrays, arrays="Lab")) == pytest.approx(expected, rel=1e-6)
-    xyz = XYZ(0.4124, 0.2126, 0.0193)  # sRGB red's XYZ, rounded
-    assert float(colordiff(xyz, white)) == pytest.approx(expected, abs=0.05)
+    xyz = XYZ(0.4124, 0.2126, 0.0193)  # sRGB red's XYZ: IEC 61966-2-1's matrix column, exactly colour-science's
+    assert float(colordiff(xyz, white)) == pytest.approx(expected, rel=1e-6)
     for name, f in METRICS.items():
         for spelling in (name, name.lower()):
             assert float(colordiff(red, white, spelling)) == pytest.approx(float(f(red_lab, white_lab)), rel=1e-6)
@@ -343,3 +343,23 @@ def test_weights_must_be_positive():
         cmc(jnp.ones(3), jnp.zeros(3), l=-1)
     with pytest.raises(TypeError, match="cie94: textiles must be True or False"):
         cie94(jnp.ones(3), jnp.zeros(3), textiles="yes")
+
+
+def test_weights_given_as_arrays_are_checked_too():
+    # A zero or negative weight in an array used to pass unchecked: ΔE = inf, or a negative l silently squared away.
+    with pytest.raises(ValueError, match=r"ciede2000: kL is a weight.*> 0; got kL=f32\[\] \(0\.0\)"):
+        ciede2000(jnp.ones(3), jnp.zeros(3), kL=jnp.array(0.0))
+    with pytest.raises(ValueError, match=r"cmc: l is a weight.*> 0; got l=f64\[\] \(-1\.0\)"):
+        cmc(jnp.ones(3), jnp.zeros(3), l=np.array(-1.0))
+    with pytest.raises(ValueError, match=r"ciede2000: kH is a weight.*got kH=f32\[2\] \(first bad value: nan\)"):
+        ciede2000(jnp.ones((2, 3)), jnp.zeros((2, 3)), kH=jnp.array([1.0, jnp.nan]))
+    with pytest.raises(TypeError, match=r"cmc: c must be a real number or array of real numbers, got 'one'"):
+        cmc(jnp.ones(3), jnp.zeros(3), c="one")
+    # arrays of valid weights (one per pair) and lists keep working, and weights may still be traced
+    lab1, lab2 = jnp.array([[50.0, 10.0, 3.0]] * 2), jnp.array([[55.0, -4.0, 8.0]] * 2)
+    per_pair = ciede2000(lab1, lab2, kL=jnp.array([1.0, 2.0]))
+    assert float(per_pair[0]) == pytest.approx(float(ciede2000(lab1[0], lab2[0])), rel=1e-6)
+    assert float(per_pair[1]) == pytest.approx(float(ciede2000(lab1[0], lab2[0], kL=2.0)), rel=1e-6)
+    np.testing.assert_allclose(cmc(lab1, lab2, l=[1.0, 2.0]), cmc(lab1, lab2, l=jnp.array([1.0, 2.0])), rtol=1e-6)
+    traced = jax.jit(lambda k: ciede2000(lab1[0], lab2[0], kL=k))(2.0)
+    assert float(traced) == pytest.approx(float(ciede2000(lab1[0], lab2[0], kL=2.0)), rel=1e-6)

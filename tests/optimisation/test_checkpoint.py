@@ -89,3 +89,11 @@ def test_checkpoint_errors(tmp_path):
     other.write_bytes(serialization.msgpack_serialize({"a": np.ones(2)}))
     with pytest.raises(ValueError, match="is not a tk.optimise checkpoint"):
         seed_run(resume=other)
+
+
+def test_resume_accepts_the_key_a_run_without_samples_was_given(tmp_path):
+    # data=None uses no key, so none is saved; passing the same (unused) key again is not "another key".
+    path = tmp_path / "quadratic.ckpt"
+    quadratic_run(jnp.ones(2), steps=5, key=KEY, checkpoint=path)
+    resumed = quadratic_run(jnp.ones(2), steps=9, key=KEY, resume=path)
+    assert_same_run(resumed, quadratic_run(jnp.ones(2), steps=9))

@@ -212,6 +212,7 @@ def test_bad_input_is_an_error_before_anything_compiles(caplog):
         (dict(opt=tk.Adam), TypeError, r"Did you mean Adam\(\)"),
         (dict(callback=print), ValueError, "a callback needs log_every"),
         (dict(tol=-1.0), ValueError, "tol must be a finite number >= 0"),
+        (dict(checkpoint_every=5), ValueError, r"checkpoint_every needs a file to write to; pass checkpoint="),
         (dict(params=jnp.array(1.0), batched=True), ValueError, r"same leading \(problem\) axis.*params: no axis"),
         (dict(params={"a": jnp.ones((2, 1)), "b": jnp.ones(3)}, batched=True), ValueError, r"\['a'\]: 2, \['b'\]: 3"),
     ]
@@ -222,3 +223,11 @@ def test_bad_input_is_an_error_before_anything_compiles(caplog):
             with pytest.raises(error, match=message):
                 tk.optimise(call.pop("loss"), call.pop("params"), call.pop("opt"), **call)
     assert "Compiling jit(run)" not in caplog.text  # the loop itself was never compiled
+
+
+def test_steps_beyond_the_int32_step_counter_are_an_error():
+    def stop(step, p, loss):  # without the check the run would start; end it at once
+        raise KeyboardInterrupt
+
+    with pytest.raises(ValueError, match=r"steps must be at most 2147483392 .*int32.*got 2147483393"):
+        tk.optimise(quadratic, jnp.ones(2), DESCENT, steps=2**31 - 255, log_every=1, callback=stop)

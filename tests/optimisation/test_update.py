@@ -149,3 +149,19 @@ def test_update_in_place_errors():
     z.value = jnp.ones(3)
     with pytest.raises(ValueError, match="changed structure, shape or dtype"):
         tk.update_(opt, ps, tk.gradient(lambda: jnp.sum(z.value), ps))
+
+
+def test_update_in_place_on_python_float_numpy_and_non_numeric_boxes():
+    # The first step turns a Python float or a NumPy float64 array (float32 mode) into a float32 array:
+    # later steps must keep the state, not call it a change of dtype.
+    f, a, label = tk.Param(1.0), tk.Param(np.array([1.0, -2.0])), tk.Param("layer 1")
+    ps, opt = tk.Params([f, a, label]), tk.Momentum(0.1, 0.5)
+    gradients = []
+    for _ in range(3):
+        gs = tk.gradient(lambda: (f.value**2 + jnp.sum(a.value**2)) * (label.value == "layer 1"), ps)
+        assert gs[label] is None
+        gradients.append((float(gs[f]), np.asarray(gs[a])))
+        tk.update_(opt, ps, gs)
+    np.testing.assert_allclose(f.value, momentum_by_hand(np.float32(1.0), [g for g, _ in gradients], 0.1, 0.5), rtol=1e-6)
+    np.testing.assert_allclose(a.value, momentum_by_hand(np.array([1.0, -2.0], np.float32), [g for _, g in gradients], 0.1, 0.5), rtol=1e-6)
+    assert label.value == "layer 1"

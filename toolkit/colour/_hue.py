@@ -45,7 +45,7 @@ def shared_hues(h1: jax.Array, h2: jax.Array, grey1: jax.Array, grey2: jax.Array
 
 
 def _opposite_slack(d: jax.Array) -> jax.Array:
-    """Four units in the last place of 360 in ``d``'s precision.
+    """4·360·ε, ε the machine epsilon of ``d``'s precision (about 5.6 units in the last place of 360).
 
     Two exactly opposite colours, (a, b) and (-k·a, -k·b), get hue angles whose
     difference rounds to up to one unit in the last place beyond 180 (about 1 in

@@ -104,12 +104,28 @@ def _channels_first(lab: Any) -> Any:
     return Lab(*jnp.moveaxis(array, -1, 0))
 
 
-def _positive(caller: str, **weights: Any) -> None:
+def _positive(caller: str, **weights: Any) -> tuple[Any, ...]:
+    """The weights, each checked to be > 0 wherever its value is known (not traced); lists become arrays."""
     for name, value in weights.items():
-        if isinstance(value, numbers.Real) and not value > 0:
-            raise ValueError(
-                f"{caller}: {name} is a weight that divides a difference, so it must be > 0; got {name}={value!r}."
-            )
+        if not isinstance(value, jax.core.Tracer):
+            _check_positive(caller, name, value)
+    return tuple(jnp.asarray(v) if isinstance(v, (list, tuple)) else v for v in weights.values())
+
+
+def _check_positive(caller: str, name: str, value: Any) -> None:
+    array = np.asarray(value)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating) or array.dtype == bool):
+        raise TypeError(f"{caller}: {name} must be a real number or array of real numbers, got {value!r}.")
+    positive = array > 0
+    if np.all(positive):
+        return
+    if isinstance(value, numbers.Real):
+        shown = repr(value)
+    elif array.ndim == 0:
+        shown = f"{describe(value)} ({array.item()!r})"
+    else:
+        shown = f"{describe(value)} (first bad value: {array[~positive][0].item()!r})"
+    raise ValueError(f"{caller}: {name} is a weight that divides a difference, so it must be > 0; got {name}={shown}.")
 
 
 # --- CIEDE2000 --------------------------------------------------------------------
@@ -184,7 +200,8 @@ def ciede2000(lab1: Any, lab2: Any, kL: Any = 1.0, kC: Any = 1.0, kH: Any = 1.0)
 
     Symmetric in its arguments. ``kL``, ``kC``, ``kH`` are the parametric
     weights (1 under reference conditions; ``kL=2`` is colour-science's
-    ``textiles=True``). Matches colour-science's ``delta_E(..., method="CIE 2000")``.
+    ``textiles=True``): numbers, or arrays that broadcast with the batch, > 0.
+    Matches colour-science's ``delta_E(..., method="CIE 2000")``.
 
     **The 180° seam.** The mean hue h̄' jumps by 180° where the two hues are
     exactly opposite, and ΔE00 with it (by up to about 50 at high chroma). At a
@@ -192,8 +209,8 @@ def ciede2000(lab1: Any, lab2: Any, kL: Any = 1.0, kC: Any = 1.0, kH: Any = 1.0)
     (and the gradient) there is the limit from the side where |Δh'| < 180°.
     Swapping the arguments does not change the value, at the seam too. Exactly
     opposite colours, (a*, b*) and (-k·a*, -k·b*), get hue angles that can round
-    to either side of 180°, so hue differences within four units in the last place
-    of 360 of ±180° count as exactly ±180°: opposite colours always get the
+    to either side of 180°, so hue differences within 4·360·ε (ε the machine
+    epsilon) of ±180° count as exactly ±180°: opposite colours always get the
     standard's value, among them Sharma et al.'s pairs 10 and 14 (7.1792 and
     4.8045, in float32 and float64). Within that slack (3e-13° in float64) a pair
     may get the other side's value than colour-science, which compares exactly.
@@ -208,7 +225,7 @@ def ciede2000(lab1: Any, lab2: Any, kL: Any = 1.0, kC: Any = 1.0, kH: Any = 1.0)
         >>> round(float(ciede2000(Lab(50.0, 2.6772, -79.7751), Lab(50.0, 0.0, -82.7485))), 4)
         2.0425
     """
-    _positive("ciede2000", kL=kL, kC=kC, kH=kH)
+    kL, kC, kH = _positive("ciede2000", kL=kL, kC=kC, kH=kH)
     return _ciede2000_compiled(lab1, lab2, kL, kC, kH)
 
 
@@ -292,7 +309,8 @@ def cmc(reference: Any, sample: Any, l: Any = 2.0, c: Any = 1.0) -> jax.Array:
 
     Not symmetric: the weights use the lightness, chroma and hue of
     ``reference``, the first argument (colour-science's ``Lab_1``). ``l:c`` is 2:1
-    for acceptability (default) and 1:1 for perceptibility. Matches
+    for acceptability (default) and 1:1 for perceptibility (numbers, or arrays
+    that broadcast with the batch, > 0). Matches
     colour-science's ``delta_E(reference, sample, method="CMC", l=l, c=c)``.
 
     Gradients: as :func:`cie94`. The formula itself has branch points in the
@@ -307,7 +325,7 @@ def cmc(reference: Any, sample: Any, l: Any = 2.0, c: Any = 1.0) -> jax.Array:
         >>> round(float(cmc(Lab(50.0, 10.0, 10.0), Lab(52.0, 12.0, 8.0))), 4)
         4.6415
     """
-    _positive("cmc", l=l, c=c)
+    l, c = _positive("cmc", l=l, c=c)
     return _cmc_compiled(reference, sample, l, c)
 
 

@@ -39,6 +39,7 @@ __all__ = ["optimise"]
 _TARGET_SECONDS = 0.2  # aimed-for chunk duration
 _MAX_STEPS_PER_CHUNK = 2**17
 _MAX_LOSSES_PER_CHUNK = 2**20  # batched runs: caps the (steps x problems) loss buffer
+_MAX_STEPS = 2**31 - BLOCK  # steps are counted in int32, and a block may run past the last step
 
 
 def optimise(
@@ -116,10 +117,12 @@ def optimise(
         >>> result.stop_reason, bool(tk.tree.isapprox(result.params, target))
         ('reached steps=500', True)
     """
-    _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint_every)
+    _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint, checkpoint_every)
     if resume is not None and key is None:
         key = checkpoints.saved_key(resume)
     source = source_for(data, batch_size, key)
+    if not source.needs_key:
+        key = None  # unused, and not saved in checkpoints: resuming must not compare it
     problem = _Problem.of(params, batched)
     period = min((k for k in (log_every, checkpoint_every) if k), default=None)
     block = BLOCK if period is None else min(BLOCK, period)
@@ -154,9 +157,13 @@ def _count(name: str, value: Any) -> int:
     return int(value)
 
 
-def _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint_every) -> None:
+def _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint, checkpoint_every) -> None:
     check_optimiser(opt, "tk.optimise")
-    _count("steps", steps)
+    if _count("steps", steps) > _MAX_STEPS:
+        raise ValueError(
+            f"tk.optimise: steps must be at most {_MAX_STEPS} (the compiled loop counts steps in int32), got {steps}. "
+            f"For a longer run, call tk.optimise again from the previous result.params."
+        )
     for name, value in (("tol", tol), ("gtol", gtol)):
         if value is not None and not (isinstance(value, numbers.Real) and 0 <= value < math.inf):
             raise ValueError(f"tk.optimise: {name} must be a finite number >= 0 (or None to disable it), got {value!r}.")
@@ -169,6 +176,10 @@ def _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint_every
             raise ValueError("tk.optimise: a callback needs log_every=k (it is called after steps 1, 1 + k, 1 + 2k, ...).")
     if checkpoint_every is not None:
         _count("checkpoint_every", checkpoint_every)
+        if checkpoint is None:
+            raise ValueError(
+                "tk.optimise: checkpoint_every needs a file to write to; pass checkpoint='run.ckpt' as well."
+            )
 
 
 def _check_arity(loss: Callable, implicit: bool, takes_sample: bool) -> None:

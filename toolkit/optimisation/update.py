@@ -12,6 +12,7 @@ import weakref
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -121,7 +122,16 @@ _STATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _signature(values: Any) -> tuple[Any, ...]:
     leaves, treedef = jax.tree.flatten(values)
-    return (treedef, *((np.shape(leaf), leaf.dtype if hasattr(leaf, "dtype") else np.result_type(leaf)) for leaf in leaves))
+    return (treedef, *map(_leaf_signature, leaves))
+
+
+def _leaf_signature(leaf: Any) -> Any:
+    """Shape and dtype as JAX holds the leaf, so a Python float or a NumPy float64 array (in float32 mode)
+    matches the float32 array that ``update`` turns it into; the type for leaves that are not numbers."""
+    try:
+        return np.shape(leaf), jnp.result_type(leaf)
+    except TypeError:
+        return type(leaf)
 
 
 def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
