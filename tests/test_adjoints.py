@@ -392,6 +392,35 @@ def test_error_cotangent_with_the_wrong_dtype():
     assert "as_half" in message and "f16[3]" in message and ".astype(x.dtype)" in message
 
 
+def test_error_cotangent_that_does_not_depend_on_delta_names_the_leaf():
+    @tk.adjoint
+    def forgot(x):  # the seed's rule without its Δ: transposing would silently give 0
+        y = jnp.sqrt(x)
+        return y, lambda Δ: (1 / (2 * y),)
+
+    message = rule_error(forgot, X)
+    assert "forgot" in message and "`x` does not depend on Δ" in message and "right: lambda Δ: (Δ / (2 * y),)" in message
+
+    @tk.adjoint
+    def forgot_a_field(g, *, k):
+        return jnp.sum(g.a * g.b) * k, lambda Δ: (GG(Δ * g.b * k, g.a * k), {"k": None})
+
+    message = rule_error(lambda g: forgot_a_field(g, k=2.0), GG(X, X))
+    assert "forgot_a_field" in message and "`g.b` does not depend on Δ" in message
+
+    @tk.adjoint
+    def affine(x):  # acts as its linear part: the transpose drops the constant
+        return 3 * x, lambda Δ: (3 * Δ + 1.0,)
+
+    assert float(jax.grad(affine)(2.0)) == 3.0 and float(jax.jvp(affine, (2.0,), (1.0,))[1]) == 3.0
+
+    @tk.adjoint
+    def zeros_are_fine(x, s):
+        return x * s, lambda Δ: (Δ * s, jnp.zeros_like(s) * 0.0)
+
+    assert float(jax.grad(zeros_are_fine)(1.0, 3.0)) == 3.0
+
+
 def test_error_missing_keyword_cotangents():
     @tk.adjoint
     def scale(x, *, factor):

@@ -43,10 +43,11 @@ what its pullback returns, so a rule must not capture a value that an enclosing
 raises an error naming the rule. Capturing a value that ``jax.jit`` or
 ``jax.vmap`` traces is fine.
 
-A pullback must be linear in Δ. One that is not (a forgotten Δ, ``Δ * s + c``)
-cannot always be told apart when the rule is traced: JAX's transpose keeps only
-the part that involves Δ, so such a rule gets a wrong gradient with no error.
-``tk.check_adjoint`` catches it.
+A pullback must be linear in Δ. A cotangent computed without Δ at all (a
+forgotten ``Δ *``: ``lambda Δ: (1 / (2 * y),)``) is an error on the rule's first
+call, naming the argument. An affine one (``Δ * s + c``) cannot be told apart
+when the rule is traced: JAX's transpose keeps only the part that involves Δ,
+so it acts as ``Δ * s``; ``tk.check_adjoint`` shows whether that is right.
 
 **Arguments** are read from the signature (``inspect.signature``), never from
 ``nondiff_argnums``. Floating-point arrays and Python floats, and pytrees or
@@ -482,6 +483,8 @@ def _transpose_problem(call: _Call) -> str | None:
         flat = call.flat_pullback(pullback, operands)
         flat(value)  # raises the rule's own errors (count, structure, shape, dtype)
         moving = [i for i, d in enumerate(call.differentiable) if d]
+        for i in _ignoring_delta(_select(flat, moving), value):
+            raise _constant_cotangent_error(call, moving[i])
         try:
             push = jax.linear_transpose(_select(flat, moving), value)
             push([jnp.zeros_like(leaf) for i, leaf in enumerate(jax.tree.leaves(operands)) if call.differentiable[i]])
@@ -491,6 +494,50 @@ def _transpose_problem(call: _Call) -> str | None:
 
     jax.eval_shape(probe, call.operands)
     return found[0]
+
+
+_ZERO_PRESERVING = {"broadcast_in_dim", "convert_element_type", "reshape", "squeeze", "expand_dims", "transpose", "copy"}
+
+
+def _ignoring_delta(flat: Callable[[Any], list], value: Any) -> list[int]:
+    """Positions of cotangents computed without Δ that are not plain zeros.
+
+    A pullback is linear in Δ, so such a cotangent is a mistake (usually a
+    forgotten ``Δ *``); transposing would silently drop it. Found by following
+    which variables of the pullback's jaxpr depend on Δ.
+    """
+    jaxpr = jax.make_jaxpr(flat)(value).jaxpr
+    depends, zeros = set(jaxpr.invars), set()
+
+    def is_zero(v: Any) -> bool:
+        return v in zeros if not isinstance(v, jax.extend.core.Literal) else bool(np.all(np.asarray(v.val) == 0))
+
+    for eqn in jaxpr.eqns:
+        variables = [v for v in eqn.invars if not isinstance(v, jax.extend.core.Literal)]
+        if any(v in depends for v in variables):
+            depends.update(eqn.outvars)
+        elif (eqn.primitive.name in _ZERO_PRESERVING and is_zero(eqn.invars[0])) or (
+            eqn.primitive.name == "mul" and any(map(is_zero, eqn.invars))
+        ):
+            zeros.update(eqn.outvars)
+    def uses_delta(v: Any) -> bool:
+        return not isinstance(v, jax.extend.core.Literal) and v in depends
+
+    return [i for i, v in enumerate(jaxpr.outvars) if not uses_delta(v) and not is_zero(v)]
+
+
+def _constant_cotangent_error(call: _Call, leaf: int) -> TypeError:
+    path, _ = jax.tree_util.tree_flatten_with_path(call.operands)[0][leaf]
+    group, index, *rest = path  # (positional args, keyword args)[index]...
+    key = getattr(index, "idx", getattr(index, "key", None))
+    label = call.labels[key] if group.idx == 0 else str(key)
+    where = label + jax.tree_util.keystr(tuple(rest))
+    return TypeError(
+        f"tk.adjoint rule `{call.name}`: the cotangent for `{where}` does not depend on Δ. A pullback is "
+        f"linear in Δ: it scales, adds and sums Δ (return None for a zero cotangent).\n"
+        f"  wrong: lambda Δ: (1 / (2 * y),)\n"
+        f"  right: lambda Δ: (Δ / (2 * y),)"
+    )
 
 
 def _transpose_reason(error: Exception) -> str:
