@@ -151,6 +151,9 @@ class Params:
 class Grads(Mapping):
     """Gradients for a ``Params``, indexed by box: ``gs[z]`` (``None`` where a box holds nothing differentiable).
 
+    A box the closure never reads gets zeros, where Zygote gives ``nothing``:
+    JAX does not tell an unused input from one whose gradient is zero.
+
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
         >>> z = tk.Param(jnp.array([1.0, 2.0]))

@@ -150,14 +150,23 @@ def test_ctrl_c_in_a_callback_returns_the_result_so_far():
 
 
 def test_ctrl_c_during_a_long_compiled_run_returns_the_result_so_far():
-    seed_run(steps=10)  # compiled already: the interrupt lands in the running loop
-    timer = threading.Timer(0.4, os.kill, (os.getpid(), signal.SIGINT))
+    running, finished = threading.Event(), threading.Event()
+    log_every = 10**8  # the callback runs once, after step 1: the loop has started
+
+    def interrupt_once_running():
+        if running.wait(timeout=60) and not finished.wait(timeout=0.3):  # 0.3 s into the compiled loop
+            os.kill(os.getpid(), signal.SIGINT)
+
+    seed_run(steps=10, log_every=log_every, callback=lambda *_: None)  # compiled already
+    sender = threading.Thread(target=interrupt_once_running, daemon=True)
     began = time.perf_counter()
-    timer.start()
+    sender.start()
     try:
-        result = seed_run(steps=10**9)
+        result = seed_run(steps=10**9, log_every=log_every, callback=lambda *_: running.set())
     finally:
-        timer.cancel()
+        finished.set()
+        running.set()
+        sender.join()
     assert time.perf_counter() - began < 30
     assert 0 < result.steps < 10**9 and result.stop_reason == f"interrupted at step {result.steps}"
     assert len(result.losses) == result.steps and np.all(np.isfinite(result.params))
