@@ -114,14 +114,12 @@ def check_adjoint(
             f"or use tk.check_grad to check an ordinary function."
         )
     checker = _Checker("tk.check_adjoint", f, args, kwargs, atol, rtol, step, jit, vmap, seed)
-    if forward is None:
-        with jax.enable_x64(True):
-            forward = forward_mode_problem(f, *checker.args, **checker.kwargs) is None
-    elif forward:
+    if forward is not False:
         with jax.enable_x64(True):
             problem = forward_mode_problem(f, *checker.args, **checker.kwargs)
-        if problem:
+        if forward and problem:
             raise AssertionError(f"tk.check_adjoint({name}): forward=True, but the rule has no forward mode: {problem}")
+        forward = problem is None
     checker.run(forward)
 
 

@@ -73,6 +73,20 @@ def _implicit(caller: str, args: tuple[Any, ...]) -> Params | None:
     return args[0]
 
 
+def _value_and_gradient(caller: str, f: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, Any]:
+    """What :func:`withgradient` returns; ``caller`` names the public function in errors."""
+    ps = _implicit(caller, args)
+    if ps is not None:  # Zygote's implicit form: gradient(() -> loss, ps)
+        value, grads = _value_and_gradient(caller, lambda *values: ps.call_with(values, f), ps.values())
+        return value, Grads(ps, grads)
+    split = _Split(args)
+    g = _real_scalar(caller, split.closed(f))
+    if not args:
+        return g(), ()
+    value, grads = jax.value_and_grad(g, argnums=tuple(range(len(args))))(*split.diff)
+    return value, split.slots(grads)
+
+
 def withgradient(f: Callable[..., Any], *args: Any) -> tuple[jax.Array, tuple[Any, ...] | Grads]:
     """Value of ``f(*args)`` and its gradient with respect to every argument.
 
@@ -85,14 +99,7 @@ def withgradient(f: Callable[..., Any], *args: Any) -> tuple[jax.Array, tuple[An
         >>> value, dx, n
         (Array(5., dtype=float32), Array([2., 4.], dtype=float32), None)
     """
-    ps = _implicit("tk.withgradient", args)
-    if ps is not None:  # Zygote's implicit form: withgradient(() -> loss, ps)
-        value, grads = withgradient(lambda *values: ps.call_with(values, f), *ps.values())
-        return value, Grads(ps, grads)
-    split = _Split(args)
-    g = _real_scalar("tk.withgradient", split.closed(f))
-    value, grads = jax.value_and_grad(g, argnums=tuple(range(len(args))))(*split.diff) if args else (g(), ())
-    return value, split.slots(grads)
+    return _value_and_gradient("tk.withgradient", f, args)
 
 
 def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...] | Grads:
@@ -108,15 +115,7 @@ def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...] | Grads:
         >>> tk.gradient(lambda x, y: jnp.sum(x * y), jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]))
         (Array([3., 4.], dtype=float32), Array([1., 2.], dtype=float32))
     """
-    ps = _implicit("tk.gradient", args)
-    if ps is not None:  # Zygote's implicit form: gradient(() -> loss, ps)
-        return Grads(ps, gradient(lambda *values: ps.call_with(values, f), *ps.values()))
-    split = _Split(args)
-    g = _real_scalar("tk.gradient", split.closed(f))
-    if not args:
-        g()
-        return ()
-    return split.slots(jax.grad(g, argnums=tuple(range(len(args))))(*split.diff))
+    return _value_and_gradient("tk.gradient", f, args)[1]
 
 
 def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...] | Grads]]:

@@ -37,7 +37,12 @@ _ARRAY_TYPES = (numbers.Number, np.ndarray, np.generic, jax.Array)
 
 def _leaves(x: Any, caller: str) -> list[Any]:
     """All leaves of ``x``, each checked to be a number or an array."""
-    flat, _ = jax.tree_util.tree_flatten_with_path(x)
+    return [leaf for _, leaf in _checked_flatten(x, caller)[0]]
+
+
+def _checked_flatten(x: Any, caller: str) -> tuple[list[tuple[Any, Any]], Any]:
+    """``x`` flattened with paths, each leaf checked to be a number or an array."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(x)
     for path, leaf in flat:
         if not isinstance(leaf, _ARRAY_TYPES):
             raise TypeError(
@@ -45,18 +50,17 @@ def _leaves(x: Any, caller: str) -> list[Any]:
                 f"{type(leaf).__name__}, not a number or array; make it a static field "
                 f"(tk.field(static=True)) or leave it out of the tree."
             )
-    return [leaf for _, leaf in flat]
+    return flat, treedef
 
 
 def _paired_leaves(x: Any, y: Any, caller: str) -> list[tuple[str, Any, Any]]:
     """Leaves of two trees side by side, after checking structures and shapes agree."""
-    tree_x, tree_y = jax.tree.structure(x), jax.tree.structure(y)
+    flat_x, tree_x = _checked_flatten(x, caller)
+    flat_y, tree_y = _checked_flatten(y, caller)
     if tree_x != tree_y:
         raise ValueError(f"tk.tree.{caller}: tree structures differ:\n  {tree_x}\n  {tree_y}")
-    _leaves(x, caller), _leaves(y, caller)
-    flat_x, _ = jax.tree_util.tree_flatten_with_path(x)
     pairs = []
-    for (path, a), b in zip(flat_x, jax.tree.leaves(y)):
+    for (path, a), (_, b) in zip(flat_x, flat_y):
         where = jax.tree_util.keystr(path) or "the root"
         if np.shape(a) != np.shape(b):
             raise ValueError(f"tk.tree.{caller}: shapes differ at {where}: {np.shape(a)} vs {np.shape(b)}")
