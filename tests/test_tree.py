@@ -156,3 +156,19 @@ def test_norm_of_integer_leaves_does_not_overflow():
     huge = jnp.array([2**30, 2**30])  # their sum overflows int32
     assert float(tk.tree.norm(huge, 1)) == 2.0**31
     assert float(tk.tree.norm((huge, jnp.array([True])), math.inf)) == 2.0**30
+
+
+def test_integer_and_boolean_leaves_count_with_their_values_without_wrapping():
+    """Python's own arithmetic is the oracle: 2**31 - 1 + 1 does not wrap, True + True is 2."""
+    assert float(tk.tree.sum([2**31 - 1, 1])) == float((2**31 - 1) + 1)
+    total = float(tk.tree.sum({"a": jnp.array([2**31 - 1, 2**31 - 1], jnp.int32)}))
+    assert total == pytest.approx(2.0 * (2**31 - 1), rel=1e-7)  # float32 rounding, never a wrapped negative
+    assert float(tk.tree.dot([True, True], [True, False])) == 1.0
+    assert float(tk.tree.dot(jnp.array([True, True, True]), jnp.array([True, True, False]))) == 2.0
+    assert float(tk.tree.mean([jnp.array([True, False]), 3])) == pytest.approx(4 / 3)
+    assert jnp.issubdtype(tk.tree.sum([1, 2]).dtype, jnp.floating)
+
+
+def test_integer_sums_are_exact_in_float64_with_x64(x64):
+    big = 2**40 + 3
+    assert int(tk.tree.sum([jnp.array(big, jnp.int64), 1])) == big + 1

@@ -4,8 +4,19 @@ Every positional argument is differentiated at once and each gets a result with
 its own structure: a struct argument gets a struct, a dict a dict. Arguments
 with nothing to differentiate (ints, strings, bools, integer arrays, ``None``)
 get ``None`` in their slot, as Zygote gives ``nothing``; inside a struct, such
-leaves come back as ``None`` too. All of these are pure functions of their
-arguments, so they compose with ``jax.jit`` and ``jax.vmap``.
+leaves come back as ``None`` too. If no argument holds a float at all, that is
+an error saying so. An instance of a plain class or dataclass is refused
+(JAX would see it as one opaque constant): decorate its class with ``@tk.struct``.
+
+**Complex numbers** follow Zygote's convention: the gradient of a real ``f``
+with respect to ``z = x + iy`` is ``∂f/∂x + i ∂f/∂y``, so that ``z - η·g``
+descends, as ``tk.update`` and ``tk.optimise`` apply it. This is the complex
+conjugate of what ``jax.grad`` returns. ``pullback`` follows the same
+convention (``back(Δ) = conj(vjp(conj(Δ)))``); ``jacobian`` and ``hessian``
+refuse complex arguments.
+
+All of these are pure functions of their arguments, so they compose with
+``jax.jit``, ``jax.vmap`` and ``jax.grad``.
 """
 
 from __future__ import annotations
@@ -16,47 +27,85 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toolkit import tree
+from toolkit import filters
 from toolkit._show import describe
-from toolkit.params import Grads, Params
+from toolkit.params import Grads, Param, Params
 
 __all__ = ["gradient", "withgradient", "pullback", "jacobian", "hessian"]
 
 
 class _Split:
-    """Arguments split into their differentiable leaves and everything else."""
+    """The arguments of a call split into their differentiable leaves and everything else."""
 
-    def __init__(self, args: tuple[Any, ...]):
-        parts = [tree.partition(arg) for arg in args]
+    def __init__(self, caller: str, f: Callable, args: tuple[Any, ...]):
+        labelled = filters.Arguments.of(f, args).labelled_leaves()
+        _refuse_boxes(caller, labelled)
+        filters.refuse_opaque(caller, labelled)
+        parts = [filters.partition(arg) for arg in args]
         self.diff = tuple(part[0] for part in parts)
         self.rest = tuple(part[1] for part in parts)
         self.has_grad = tuple(bool(jax.tree.leaves(d)) for d in self.diff)
+        if args and not any(self.has_grad):
+            raise _nothing_to_differentiate(caller, labelled)
 
     def closed(self, f: Callable) -> Callable:
         """``f`` as a function of the differentiable parts alone."""
 
-        def g(*diff):
-            return f(*(tree.combine(d, r) for d, r in zip(diff, self.rest)))
+        def g(*diff: Any) -> Any:
+            return f(*(filters.combine(d, r) for d, r in zip(diff, self.rest)))
 
         return g
 
     def slots(self, results: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(r if has else None for r, has in zip(results, self.has_grad))
 
+    def refuse_complex(self, caller: str) -> None:
+        for i, diff in enumerate(self.diff):
+            for label, leaf in filters.labelled_leaves(diff, f"argument {i + 1}"):
+                if jnp.iscomplexobj(leaf):
+                    raise TypeError(
+                        f"{caller}: {label} is complex ({describe(jnp.asarray(leaf))}); {caller} takes real "
+                        f"arguments. Differentiate the real and imaginary parts as two real arrays, or use "
+                        f"jax.jacrev/jax.jacfwd(..., holomorphic=True) for a holomorphic function."
+                    )
+
+
+def _refuse_boxes(caller: str, labelled: list[tuple[str, Any]]) -> None:
+    for label, leaf in labelled:
+        if isinstance(leaf, Param):
+            raise TypeError(
+                f"{caller}: {label} is a tk.Param box. Differentiate with respect to boxes through a tk.Params "
+                f"(implicit form: {caller}(lambda: loss(z.value), tk.Params([z]))), or pass the value itself: "
+                f"{caller}(loss, z.value)."
+            )
+
+
+def _nothing_to_differentiate(caller: str, labelled: list[tuple[str, Any]]) -> TypeError:
+    shown = ", ".join(f"{label} is {describe(leaf)}" for label, leaf in labelled[:4]) or "they hold no arrays"
+    return TypeError(
+        f"{caller}: no argument holds floating-point values, so there is nothing to differentiate ({shown}). "
+        f"Pass floats: jnp.array([1., 2., 3.]) rather than jnp.array([1, 2, 3]), or x.astype(jnp.float32)."
+    )
+
+
+def zygote_convention(tree: Any) -> Any:
+    """Complex leaves conjugated, which turns JAX's gradient convention into Zygote's (and back); others as they are."""
+    return jax.tree.map(lambda leaf: jnp.conj(leaf) if jnp.iscomplexobj(leaf) else leaf, tree)
+
 
 def _real_scalar(caller: str, f: Callable) -> Callable:
-    """Wrap ``f`` so that a non-scalar or non-real output is a clear error."""
+    """Wrap ``f`` so that a non-scalar or non-real output is a clear error; a Python float is accepted."""
 
-    def checked(*args):
+    def checked(*args: Any) -> Any:
         out = f(*args)
-        is_array = isinstance(out, (jax.Array, np.ndarray, np.generic, float))
+        is_array = isinstance(out, (jax.Array, np.ndarray, np.generic, float)) and not isinstance(out, bool)
         if not is_array or np.shape(out) != () or not jnp.issubdtype(jnp.result_type(out), jnp.floating):
             raise TypeError(
                 f"{caller}: f must return a real floating-point scalar, but it returned {describe(out)}. "
                 f"Reduce the output first (e.g. tk.tree.sum(...) or jnp.mean(...)), "
                 f"or use tk.jacobian / tk.pullback for non-scalar functions."
             )
-        return out
+        return jnp.asarray(out)
 
     return checked
 
@@ -79,12 +128,12 @@ def _value_and_gradient(caller: str, f: Callable[..., Any], args: tuple[Any, ...
     if ps is not None:  # Zygote's implicit form: gradient(() -> loss, ps)
         value, grads = _value_and_gradient(caller, lambda *values: ps.call_with(values, f), ps.values())
         return value, Grads(ps, grads)
-    split = _Split(args)
+    split = _Split(caller, f, args)
     g = _real_scalar(caller, split.closed(f))
     if not args:
         return g(), ()
     value, grads = jax.value_and_grad(g, argnums=tuple(range(len(args))))(*split.diff)
-    return value, split.slots(grads)
+    return value, split.slots(zygote_convention(grads))
 
 
 def withgradient(f: Callable[..., Any], *args: Any) -> tuple[jax.Array, tuple[Any, ...] | Grads]:
@@ -108,7 +157,8 @@ def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...] | Grads:
     Each entry has its argument's structure (a struct gets a struct); arguments
     that cannot be differentiated get ``None``. ``tk.gradient(f, ps)`` with a
     ``tk.Params`` differentiates the zero-argument ``f`` with respect to the boxes
-    it reads and returns a ``tk.Grads`` (see ``toolkit.params``).
+    it reads and returns a ``tk.Grads`` (see ``toolkit.params``). For a complex
+    argument the gradient is ``∂f/∂x + i∂f/∂y`` (Zygote's; ``jax.grad``'s conjugate).
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
@@ -136,7 +186,7 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tu
     if ps is not None:  # Zygote's implicit form: pullback(() -> y, ps); back(Δ) gives Grads
         out, back_values = pullback(lambda *values: ps.call_with(values, f), *ps.values())
         return out, lambda Δ: Grads(ps, back_values(Δ))
-    split = _Split(args)
+    split = _Split("tk.pullback", f, args)
     out, vjp = jax.vjp(split.closed(f), *split.diff)
     out_leaves, out_tree = jax.tree.flatten(out)
 
@@ -150,7 +200,7 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tu
             if jnp.iscomplexobj(d) and not jnp.iscomplexobj(o):  # the cast below would drop the imaginary part
                 raise TypeError(f"tk.pullback: Δ is {describe(jnp.asarray(d))}, but f's output is {describe(o)}")
         cast = [jnp.asarray(d, dtype=jnp.result_type(o)) for o, d in zip(out_leaves, leaves)]
-        return split.slots(vjp(jax.tree.unflatten(out_tree, cast)))
+        return split.slots(zygote_convention(vjp(zygote_convention(jax.tree.unflatten(out_tree, cast)))))
 
     return out, back
 
@@ -167,13 +217,14 @@ def jacobian(f: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
         (Array([[2., 0.],
                [0., 4.]], dtype=float32),)
     """
-    split = _Split(args)
+    split = _Split("tk.jacobian", f, args)
+    split.refuse_complex("tk.jacobian")
     g = split.closed(f)
     return tuple(jax.jacrev(g, argnums=i)(*split.diff) if has else None for i, has in enumerate(split.has_grad))
 
 
 def hessian(f: Callable[..., Any], x: Any) -> Any:
-    """Hessian of the real scalar ``f(x)`` (one argument, as in Zygote); ``None`` if ``x`` has no float leaves.
+    """Hessian of the real scalar ``f(x)`` (one argument, as in Zygote).
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
@@ -181,7 +232,6 @@ def hessian(f: Callable[..., Any], x: Any) -> Any:
         Array([[ 6.,  0.],
                [ 0., 12.]], dtype=float32)
     """
-    split = _Split((x,))
-    if not split.has_grad[0]:
-        return None
+    split = _Split("tk.hessian", f, (x,))
+    split.refuse_complex("tk.hessian")
     return jax.hessian(_real_scalar("tk.hessian", split.closed(f)))(split.diff[0])

@@ -6,6 +6,14 @@ static fields (``tk.field(static=True)``) are part of the tree's structure.
 Arithmetic (``+ - * / **``, unary ``- + abs``) applies field by field, so a
 gradient of a struct, a struct of momenta or a struct minus a struct all read
 like the maths they stand for.
+
+A subclass of a struct is a struct too, decorated or not: ``class Sub(Base): ...``
+is made a struct when it is defined, as ``@tk.struct`` would make it (its new
+annotated fields become fields), so JAX sees its fields rather than one opaque
+leaf. A subclass that cannot be made one that way (a field without a default
+after inherited ones with defaults; new fields next to a hand-written
+``__init__`` it inherits) raises a ``TypeError`` when constructed, saying to
+decorate it with ``@tk.struct``.
 """
 
 from __future__ import annotations
@@ -14,27 +22,40 @@ import dataclasses
 import functools
 import numbers
 import operator
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar, dataclass_transform, overload
 
 import jax
 import numpy as np
 
 from toolkit._show import describe, short_repr
 
-__all__ = ["struct", "field", "is_struct"]
+__all__ = ["field", "is_struct", "struct"]
 
 T = TypeVar("T")
 
 _STATIC = "toolkit.static"
 _FIELDS = "__toolkit_fields__"  # (data names, static names), set on each struct class
+_STATE = "__toolkit_struct__"  # a _State, set on each struct class (and on a subclass that is not one yet)
+_GENERATED = "__toolkit_generated__"  # marks the functions @tk.struct writes, so a user's own win
+_MISSING: Any = dataclasses.MISSING
 
 
-def field(*, static: bool = False, **kwargs: Any) -> Any:
+def field(
+    *,
+    static: bool = False,
+    default: Any = _MISSING,
+    default_factory: Callable[[], Any] = _MISSING,
+    init: bool = True,
+    kw_only: bool = _MISSING,
+    **kwargs: Any,
+) -> Any:
     """Declare a struct field; ``static=True`` makes it structure, not data.
 
     A static field is never differentiated or traced: it is compared when two
     structs meet in arithmetic and it is part of the key ``jax.jit`` caches on,
-    so it must be hashable. Other keyword arguments go to ``dataclasses.field``.
+    so it must be hashable. The other arguments (and ``repr``, ``hash``,
+    ``compare``, ``metadata``) go to ``dataclasses.field``.
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
@@ -47,7 +68,9 @@ def field(*, static: bool = False, **kwargs: Any) -> Any:
     """
     metadata = dict(kwargs.pop("metadata", None) or {})
     metadata[_STATIC] = static
-    return dataclasses.field(metadata=metadata, **kwargs)
+    return dataclasses.field(
+        default=default, default_factory=default_factory, init=init, kw_only=kw_only, metadata=metadata, **kwargs
+    )
 
 
 def is_struct(x: Any) -> bool:
@@ -61,9 +84,18 @@ def is_struct(x: Any) -> bool:
         >>> tk.is_struct(Point(jnp.zeros(2))), tk.is_struct(Point), tk.is_struct((1.0, 2.0))
         (True, False, False)
     """
-    return hasattr(type(x), _FIELDS)
+    return _FIELDS in type(x).__dict__
 
 
+@overload
+def struct(cls: type[T], /, *, kw_only: bool = False) -> type[T]: ...
+
+
+@overload
+def struct(cls: None = None, /, *, kw_only: bool = False) -> Callable[[type[T]], type[T]]: ...
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
 def struct(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
     """Make ``cls`` a frozen dataclass that is a JAX pytree with elementwise arithmetic.
 
@@ -75,6 +107,8 @@ def struct(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
     Rebuilding a struct inside ``jit``, ``grad`` or ``vmap`` does not call
     ``__init__`` or ``__post_init__``: validation written there runs when *you*
     construct a struct (or call ``.replace``), never on tracers or placeholders.
+
+    Subclasses of ``cls`` become structs when they are defined, decorated or not.
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
@@ -88,28 +122,152 @@ def struct(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
     """
     if cls is None:
         return functools.partial(struct, kw_only=kw_only)
-    cls = dataclasses.dataclass(frozen=True, eq=False, repr=False, kw_only=kw_only)(cls)
+    return _make_struct(cls, kw_only=kw_only, init=True)
+
+
+# --- making a class a struct ----------------------------------------------------
+
+
+@dataclasses.dataclass
+class _State:
+    source: dict[str, Any]  # the class's namespace as written, to start again from
+    settings: tuple[bool, bool] | None = None  # (kw_only, init) it is a struct with; None: not one (yet)
+    registered: bool = False  # with JAX, which allows it once per class
+
+
+def _make_struct(cls: Any, kw_only: bool, init: bool) -> Any:
+    """Make ``cls`` a struct, starting again from its namespace if it is one with other settings.
+
+    A subclass is made a struct as it is defined, before any decorator on it runs,
+    so ``@tk.struct(kw_only=True)`` on a subclass redoes that work rather than
+    processing the class a second time (which would lose its fields' metadata).
+    """
+    state = cls.__dict__.get(_STATE) or _State(dict(cls.__dict__))
+    if state.settings == (kw_only, init):
+        return cls
+    _restore(cls, state.source)
+    state.settings = None
+    try:
+        _build(cls, state, kw_only, init)
+    except BaseException:
+        _restore(cls, state.source)
+        setattr(cls, _STATE, state)
+        raise
+    return cls
+
+
+def _build(cls: Any, state: _State, kw_only: bool, init: bool) -> None:
+    dataclasses.dataclass(frozen=True, eq=False, repr=False, kw_only=kw_only, init=init)(cls)
     fields = dataclasses.fields(cls)
     data = tuple(f.name for f in fields if not f.metadata.get(_STATIC, False))
     static = tuple(f.name for f in fields if f.metadata.get(_STATIC, False))
+    if not init:
+        _refuse_new_fields(cls, data + static)
     setattr(cls, _FIELDS, (data, static))
-    _validate_on_init(cls)
-    _register(cls, data, static)
-    for name, method in _METHODS.items():
+    _validate_on_init(cls, generated=init and "__init__" not in state.source)
+    if not state.registered:  # redone with other settings, the fields are the same
+        _register(cls, data, static)
+        state.registered = True
+    for name, method in _methods(cls).items():
         if not _user_defined(cls, name):  # a method the user wrote wins, also in a base class
             setattr(cls, name, method)
-    return cls
+    _install_subclass_hook(cls)
+    state.settings = (kw_only, init)
+    setattr(cls, _STATE, state)
+
+
+def _restore(cls: Any, source: dict[str, Any]) -> None:
+    """Put the class's namespace back as it was written."""
+    for name in [name for name in cls.__dict__ if name not in source]:
+        delattr(cls, name)
+    for name, value in source.items():
+        if cls.__dict__.get(name, _MISSING) is not value:
+            setattr(cls, name, value)
 
 
 def _user_defined(cls: type, name: str) -> bool:
     """True when ``cls`` or a base (``object`` aside) defines ``name`` by hand rather than through ``@tk.struct``."""
     for klass in cls.__mro__[:-1]:
         if name in klass.__dict__:
-            return klass.__dict__[name] is not _METHODS[name]
+            return not getattr(klass.__dict__[name], _GENERATED, False)
     return False
 
 
-# --- pytree registration --------------------------------------------------------
+def _named(method: Any, cls: type, name: str) -> Any:
+    """Give a generated method its name and ``cls``'s qualified name, and mark it as generated."""
+    method.__name__ = name
+    method.__qualname__ = f"{cls.__qualname__}.{name}"
+    setattr(method, _GENERATED, True)
+    return method
+
+
+# --- subclasses -----------------------------------------------------------------
+
+
+def _install_subclass_hook(cls: Any) -> None:
+    """Make every subclass of ``cls`` a struct as it is defined, after ``cls``'s own ``__init_subclass__``."""
+    own = cls.__dict__.get("__init_subclass__")
+
+    def __init_subclass__(sub: Any, **kwargs: Any) -> None:
+        if own is not None:
+            own.__get__(None, sub)(**kwargs)
+        else:
+            super(cls, sub).__init_subclass__(**kwargs)
+        _auto_struct(sub)
+
+    __init_subclass__.__doc__ = "Make the new subclass a struct, as ``@tk.struct`` would."
+    cls.__init_subclass__ = classmethod(_named(__init_subclass__, cls, "__init_subclass__"))
+
+
+def _auto_struct(cls: Any) -> None:
+    """Make a new subclass of a struct a struct too, as a bare ``@tk.struct`` would.
+
+    A hand-written ``__init__`` the subclass inherits (rather than defines) is kept,
+    as Python's inheritance would keep it. A subclass this cannot work for is left
+    as written, with an ``__init__`` that says why and to decorate it: the error
+    cannot come now, as a ``@tk.struct(kw_only=True)`` on it (which fixes most such
+    classes) runs only after this.
+    """
+    if _STATE in cls.__dict__:  # done already, through another struct base's hook
+        return
+    init = next(k.__dict__["__init__"] for k in cls.__mro__[1:] if "__init__" in k.__dict__)
+    handwritten = "__init__" not in cls.__dict__ and not getattr(init, _GENERATED, False)
+    try:
+        _make_struct(cls, kw_only=False, init=not handwritten)
+    except (TypeError, ValueError) as error:
+        _refuse_on_init(cls, str(error))
+
+
+def _refuse_new_fields(cls: Any, names: tuple[str, ...]) -> None:
+    inherited: set[str] = set()
+    for klass in cls.__mro__[1:]:
+        if _FIELDS in klass.__dict__:
+            data, static = klass.__dict__[_FIELDS]
+            inherited.update(data, static)
+    new = [name for name in names if name not in inherited]
+    if new:
+        owner = next(k for k in cls.__mro__[1:] if "__init__" in k.__dict__)
+        raise TypeError(
+            f"it adds the field{'s' if len(new) > 1 else ''} {', '.join(new)} but inherits the hand-written "
+            f"{owner.__qualname__}.__init__, which does not know {'them' if len(new) > 1 else 'it'}"
+        )
+
+
+def _refuse_on_init(cls: Any, reason: str) -> None:
+    base = next(k for k in cls.__mro__[1:] if _FIELDS in k.__dict__)
+    message = (
+        f"{cls.__qualname__} subclasses the struct {base.__qualname__}, so it must be a struct too, "
+        f"but it cannot be made one as written ({reason}). Decorate it with @tk.struct, or "
+        f"@tk.struct(kw_only=True) for fields without defaults after inherited ones with defaults."
+    )
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(message)
+
+    cls.__init__ = __init__
+
+
+# --- pytree registration and validation -----------------------------------------
 
 
 def _new(cls: type, values: dict[str, Any]) -> Any:
@@ -140,14 +298,17 @@ def _register(cls: type, data: tuple[str, ...], static: tuple[str, ...]) -> None
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
 
 
-def _validate_on_init(cls: type) -> None:
+def _validate_on_init(cls: Any, generated: bool) -> None:
+    """Check the fields after the class's ``__init__`` (its own, generated or inherited) has run."""
     init = cls.__init__
 
     @functools.wraps(init)
     def __init__(self, *args, **kwargs):
         init(self, *args, **kwargs)
-        _check_fields(self)
+        if type(self).__init__ is __init__:  # the outermost: a subclass's __init__ may not have set its fields yet
+            _check_fields(self)
 
+    setattr(__init__, _GENERATED, generated)  # a generated __init__ a subclass may replace by its own
     cls.__init__ = __init__
 
 
@@ -232,20 +393,12 @@ def _pairwise_field(op: Callable, symbol: str, a: Any, b: Any, path: str) -> Any
     return jax.tree_util.tree_unflatten(tree_a, out)
 
 
-def _binary(op: Callable, symbol: str) -> tuple[Callable, Callable]:
-    def forward(self, other):
-        return _dispatch(op, symbol, self, other, reflected=False)
-
-    def reflected(self, other):
-        return _dispatch(op, symbol, self, other, reflected=True)
-
-    return forward, reflected
-
-
 def _dispatch(op: Callable, symbol: str, self: Any, other: Any, reflected: bool) -> Any:
     name = type(self).__name__
-    if is_struct(other):
-        return _pairwise(op, symbol, other, self, name) if reflected else _pairwise(op, symbol, self, other, name)
+    if is_struct(other):  # errors name the left operand's type (Python tries a subclass's reflected method first)
+        if reflected:
+            return _pairwise(op, symbol, other, self, type(other).__name__)
+        return _pairwise(op, symbol, self, other, name)
     if isinstance(other, _ARRAY_LIKE):
         data, static = getattr(type(self), _FIELDS)
         values = {f: getattr(self, f) for f in static}
@@ -255,15 +408,7 @@ def _dispatch(op: Callable, symbol: str, self: Any, other: Any, reflected: bool)
     return NotImplemented
 
 
-def _unary(op: Callable) -> Callable:
-    def method(self):
-        return jax.tree.map(op, self)
-
-    return method
-
-
-def _replace(self: T, **changes: Any) -> T:
-    """Return a copy with the given fields replaced (runs ``__init__`` validation)."""
+def _replace(self: Any, changes: dict[str, Any]) -> Any:
     names = [f.name for f in dataclasses.fields(self)]
     unknown = sorted(set(changes) - set(names))
     if unknown:
@@ -279,26 +424,66 @@ def _repr(self: Any) -> str:
     return f"{type(self).__name__}({', '.join(parts)})"
 
 
-def _build_methods() -> dict[str, Any]:
+# --- the generated methods: new function objects for each class, named for it ---
+
+_BINARY = (
+    ("add", operator.add, "+"),
+    ("sub", operator.sub, "-"),
+    ("mul", operator.mul, "*"),
+    ("truediv", operator.truediv, "/"),
+    ("pow", operator.pow, "**"),
+)
+
+
+def _binary(op: Callable, symbol: str) -> tuple[Callable, Callable]:
+    def forward(self, other):
+        return _dispatch(op, symbol, self, other, reflected=False)
+
+    def reflected(self, other):
+        return _dispatch(op, symbol, self, other, reflected=True)
+
+    forward.__doc__ = f"``self {symbol} other`` field by field; ``other`` is a struct of this type or an array-like."
+    reflected.__doc__ = f"``other {symbol} self`` field by field; ``other`` is an array-like."
+    return forward, reflected
+
+
+def _unary(op: Callable, symbol: str) -> Callable:
+    def method(self):
+        return jax.tree.map(op, self)
+
+    method.__doc__ = f"``{symbol}`` applied to every data field."
+    return method
+
+
+def _replace_method() -> Callable:
+    def replace(self, **changes):
+        """Return a copy with the given fields replaced (runs ``__init__`` validation)."""
+        return _replace(self, changes)
+
+    return replace
+
+
+def _repr_method() -> Callable:
+    def __repr__(self):
+        """The type and each field, arrays as dtype, shape and their first values."""
+        return _repr(self)
+
+    return __repr__
+
+
+def _methods(cls: type) -> dict[str, Any]:
+    """The methods ``@tk.struct`` gives ``cls`` (where neither it nor a base wrote its own)."""
     methods: dict[str, Any] = {
-        "replace": _replace,
-        "__repr__": _repr,
-        "__neg__": _unary(operator.neg),
-        "__pos__": _unary(operator.pos),
-        "__abs__": _unary(abs),
-        # NumPy arrays on the left would otherwise broadcast over the struct as
-        # an object; None makes them defer to our reflected operators.
-        "__array_ufunc__": None,
+        "replace": _replace_method(),
+        "__repr__": _repr_method(),
+        "__neg__": _unary(operator.neg, "-x"),
+        "__pos__": _unary(operator.pos, "+x"),
+        "__abs__": _unary(abs, "abs(x)"),
     }
-    for name, op, symbol in (
-        ("add", operator.add, "+"),
-        ("sub", operator.sub, "-"),
-        ("mul", operator.mul, "*"),
-        ("truediv", operator.truediv, "/"),
-        ("pow", operator.pow, "**"),
-    ):
+    for name, op, symbol in _BINARY:
         methods[f"__{name}__"], methods[f"__r{name}__"] = _binary(op, symbol)
+    methods = {name: _named(method, cls, name) for name, method in methods.items()}
+    # NumPy arrays on the left would otherwise broadcast over the struct as an
+    # object; None makes them defer to our reflected operators.
+    methods["__array_ufunc__"] = None
     return methods
-
-
-_METHODS = _build_methods()

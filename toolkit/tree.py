@@ -2,8 +2,10 @@
 
 A pytree is treated as one long vector made of all its leaves. Leaves must be
 numbers or arrays; integer and boolean leaves take part in the arithmetic as
-their values (``True`` counts as 1), and comparisons on them are exact by
-default. Anything else (a string in a dict, say) is an error that names the
+their values (``True`` counts as 1): ``sum``, ``mean``, ``dot`` and ``norm``
+accumulate them in the default float type (float32, or float64 with x64 on),
+so a sum of int32 values cannot wrap round and a dot of booleans counts. Their
+comparisons in ``isapprox`` are exact by default. Anything else (a string in a dict, say) is an error that names the
 leaf's path. Mark such values ``tk.field(static=True)`` in a struct.
 """
 
@@ -17,6 +19,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from toolkit.filters import combine, is_inexact, keystr, partition  # partition, combine: re-exported as tk.tree's
 
 __all__ = [
     "map",
@@ -44,9 +48,9 @@ def _checked_flatten(x: Any, caller: str) -> tuple[list[tuple[Any, Any]], Any]:
     """``x`` flattened with paths, each leaf checked to be a number or an array."""
     flat, treedef = jax.tree_util.tree_flatten_with_path(x)
     for path, leaf in flat:
-        if not isinstance(leaf, _ARRAY_TYPES):
+        if not isinstance(leaf, _ARRAY_TYPES) or not _numeric(leaf):
             raise TypeError(
-                f"tk.tree.{caller}: the leaf at {jax.tree_util.keystr(path) or 'the root'} is a "
+                f"tk.tree.{caller}: the leaf at {keystr(path)} is a "
                 f"{type(leaf).__name__}, not a number or array; make it a static field "
                 f"(tk.field(static=True)) or leave it out of the tree."
             )
@@ -61,7 +65,7 @@ def _paired_leaves(x: Any, y: Any, caller: str) -> list[tuple[str, Any, Any]]:
         raise ValueError(f"tk.tree.{caller}: tree structures differ:\n  {tree_x}\n  {tree_y}")
     pairs = []
     for (path, a), (_, b) in zip(flat_x, flat_y):
-        where = jax.tree_util.keystr(path) or "the root"
+        where = keystr(path)
         if np.shape(a) != np.shape(b):
             raise ValueError(f"tk.tree.{caller}: shapes differ at {where}: {np.shape(a)} vs {np.shape(b)}")
         pairs.append((where, a, b))
@@ -104,8 +108,8 @@ def sum(x: Any) -> jax.Array:
         >>> tk.tree.sum({"a": jnp.ones((2, 2)), "b": 1.0})
         Array(5., dtype=float32)
     """
-    parts = [jnp.sum(leaf) for leaf in _leaves(x, "sum")]
-    return builtins.sum(parts[1:], parts[0]) if parts else jnp.zeros(())
+    parts = [_total(_counted(leaf)) for leaf in _leaves(x, "sum")]
+    return jnp.asarray(builtins.sum(parts[1:], parts[0])) if parts else jnp.zeros(())
 
 
 def size(x: Any) -> int:
@@ -141,8 +145,8 @@ def dot(x: Any, y: Any) -> jax.Array:
         >>> tk.tree.dot((jnp.ones(3), 2.0), (jnp.ones(3), 3.0))
         Array(9., dtype=float32)
     """
-    parts = [jnp.vdot(a, b) for _, a, b in _paired_leaves(x, y, "dot")]
-    return builtins.sum(parts[1:], parts[0]) if parts else jnp.zeros(())
+    parts = [_inner(_counted(a), _counted(b)) for _, a, b in _paired_leaves(x, y, "dot")]
+    return jnp.asarray(builtins.sum(parts[1:], parts[0])) if parts else jnp.zeros(())
 
 
 def norm(x: Any, p: float = 2) -> jax.Array:
@@ -164,18 +168,52 @@ def norm(x: Any, p: float = 2) -> jax.Array:
     if p == math.inf:
         return jnp.max(jnp.stack([jnp.max(m, initial=0) for m in magnitudes]))
     if p == 1:
-        return builtins.sum(jnp.sum(m) for m in magnitudes)
+        return jnp.asarray(builtins.sum(_total(m) for m in magnitudes))
     if p == 2:
-        squares = builtins.sum(jnp.sum(m * m) for m in magnitudes)
+        squares = jnp.asarray(builtins.sum(_total(m * m) for m in magnitudes))
         positive = squares > 0
         return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1)), 0)
-    return builtins.sum(jnp.sum(m**p) for m in magnitudes) ** (1 / p)
+    return jnp.asarray(builtins.sum(_total(m**p) for m in magnitudes)) ** (1 / p)
 
 
-def _magnitude(leaf: Any) -> jax.Array:
+def _numeric(leaf: Any) -> bool:
+    """Numbers and arrays of numbers (not strings, objects or PRNG keys)."""
+    if isinstance(leaf, numbers.Number):
+        return True
+    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return False
+    return np.dtype(leaf.dtype).kind in "biufcV"  # V: ml_dtypes' bfloat16 and float8 types
+
+
+def _counted(leaf: Any) -> Any:
+    """Integer and boolean leaves as the default float type, so sums cannot wrap round and booleans count.
+
+    Python numbers stay Python numbers (weakly typed), so they take the other leaves' dtype, as in JAX.
+    """
+    if isinstance(leaf, (bool, int)):
+        return float(leaf)
+    if isinstance(leaf, (float, complex)):
+        return leaf
+    leaf = jnp.asarray(leaf)
+    if jnp.issubdtype(leaf.dtype, jnp.inexact):
+        return leaf
+    return leaf.astype(jnp.result_type(float))
+
+
+def _total(leaf: Any) -> Any:
+    return leaf if isinstance(leaf, (float, complex)) else jnp.sum(leaf)
+
+
+def _inner(a: Any, b: Any) -> Any:
+    if isinstance(a, (float, complex)) and isinstance(b, (float, complex)):
+        return a.conjugate() * b
+    return jnp.vdot(a, b)
+
+
+def _magnitude(leaf: Any) -> Any:
     """``|leaf|`` in a floating dtype: integer squares and sums would overflow (Julia's norm of Ints is a float too)."""
-    magnitude = jnp.abs(jnp.asarray(leaf))
-    return magnitude.astype(jnp.result_type(magnitude, float))
+    leaf = _counted(leaf)
+    return abs(leaf) if isinstance(leaf, (float, complex)) else jnp.abs(leaf)
 
 
 def _default_rtol(dtype: Any) -> float:
@@ -235,41 +273,5 @@ def is_differentiable(leaf: Any) -> bool:
         >>> tk.tree.is_differentiable(jnp.ones(2)), tk.tree.is_differentiable(3)
         (True, False)
     """
-    if isinstance(leaf, (bool, int)):
-        return False
-    if isinstance(leaf, (float, complex)):
-        return True
-    dtype = getattr(leaf, "dtype", None)
-    return dtype is not None and jnp.issubdtype(dtype, jnp.inexact)
+    return is_inexact(leaf)
 
-
-def partition(x: Any, predicate: Callable[[Any], bool] = is_differentiable) -> tuple[Any, Any]:
-    """Split ``x`` into two trees of its structure: leaves that pass ``predicate`` and the rest.
-
-    Each tree holds ``None`` where the other holds a leaf; :func:`combine` undoes it.
-
-    Example:
-        >>> import jax.numpy as jnp, toolkit as tk
-        >>> tk.tree.partition((jnp.ones(2), 3))
-        ((Array([1., 1.], dtype=float32), None), (None, 3))
-    """
-    leaves, tree = jax.tree.flatten(x)
-    chosen = [predicate(leaf) for leaf in leaves]
-    kept = [leaf if c else None for leaf, c in zip(leaves, chosen)]
-    rest = [None if c else leaf for leaf, c in zip(leaves, chosen)]
-    return jax.tree.unflatten(tree, kept), jax.tree.unflatten(tree, rest)
-
-
-def combine(*trees: Any) -> Any:
-    """Merge trees from :func:`partition`: at each leaf, the first non-``None`` value.
-
-    Example:
-        >>> import toolkit as tk
-        >>> tk.tree.combine((1.0, None), (None, 3))
-        (1.0, 3)
-    """
-
-    def first(*leaves):
-        return next((leaf for leaf in leaves if leaf is not None), None)
-
-    return jax.tree.map(first, *trees, is_leaf=lambda leaf: leaf is None)

@@ -223,7 +223,7 @@ def test_bad_input_is_an_error_before_anything_compiles(caplog):
         (dict(tol=-1.0), ValueError, "tol must be a finite number >= 0"),
         (dict(checkpoint_every=5), ValueError, r"checkpoint_every needs a file to write to; pass checkpoint="),
         (dict(params=jnp.array(1.0), batched=True), ValueError, r"same leading \(problem\) axis.*params: no axis"),
-        (dict(params={"a": jnp.ones((2, 1)), "b": jnp.ones(3)}, batched=True), ValueError, r"\['a'\]: 2, \['b'\]: 3"),
+        (dict(params={"a": jnp.ones((2, 1)), "b": jnp.ones(3)}, batched=True), ValueError, r"params\['a'\]: 2, params\['b'\]: 3"),
     ]
     with jax.log_compiles(True), caplog.at_level(logging.WARNING):
         for overrides, error, message in cases:

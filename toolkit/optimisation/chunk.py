@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from toolkit import tree
+from toolkit.grad import zygote_convention
 from toolkit.optimisation.data import Source
 from toolkit.optimisation.result import DIVERGED, GTOL, RUNNING, TOL
 
@@ -66,6 +67,7 @@ def _make_step(objective: Callable, opt: optax.GradientTransformation, tol_on: b
     def step(inner: _Inner, rest: Any, sample: Any, in_range: jax.Array, tol: jax.Array, gtol: jax.Array):
         running = (inner.status == RUNNING) & in_range
         loss, grads = value_and_grad(inner.params, rest, sample)
+        grads = zygote_convention(grads)  # tk.gradient's convention: complex parameters step downhill too
         updates, opt_state = opt.update(grads, inner.opt_state, inner.params)
         params = optax.apply_updates(inner.params, updates)
         finite = _finite(loss, grads, params)

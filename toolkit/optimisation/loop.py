@@ -25,7 +25,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from toolkit import tree
+from toolkit import filters
 from toolkit._show import describe
 from toolkit.optimisation import checkpoint as checkpoints
 from toolkit.optimisation.chunk import BLOCK, Chunk, Progress, cached_chunk
@@ -260,13 +260,13 @@ class _Problem:
         values = implicit.values() if implicit is not None else params
         diff, rest = trainable(values, "tk.optimise")
         diff = jax.tree.map(_strong, diff)
-        rest_arrays, statics = tree.partition(rest, lambda leaf: isinstance(leaf, (jax.Array, np.ndarray)))
+        rest_arrays, statics = filters.partition(rest, filters.is_array)
         for path, leaf in jax.tree_util.tree_flatten_with_path(statics)[0]:
             try:
                 hash(leaf)
             except TypeError:
                 raise TypeError(
-                    f"tk.optimise: the parameter leaf at {jax.tree_util.keystr(path)} is an unhashable "
+                    f"tk.optimise: the parameter leaf at {filters.keystr(path, 'params')} is an unhashable "
                     f"{type(leaf).__name__}; make it an array or a hashable value (e.g. a tuple)."
                 ) from None
         batch = _batch_size(values) if batched else None
@@ -283,11 +283,11 @@ class _Problem:
         statics, implicit = self.statics, self.implicit
 
         def objective(diff: Any, rest_arrays: Any, sample: Any) -> jax.Array:
-            values = tree.combine(diff, rest_arrays, statics)
+            values = filters.combine(diff, rest_arrays, statics)
             args = (sample,) if source.takes_sample else ()
             if implicit is not None:
-                return implicit.call_with(values, loss, *args)
-            return loss(values, *args)
+                return jnp.asarray(implicit.call_with(values, loss, *args))
+            return jnp.asarray(loss(values, *args))  # a Python float is a loss too
 
         return objective
 
@@ -297,12 +297,12 @@ class _Problem:
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[drop:], a.dtype), x)
 
     def full(self, diff: Any) -> Any:
-        return tree.combine(diff, self.rest_arrays, self.statics)
+        return filters.combine(diff, self.rest_arrays, self.statics)
 
 
 def _batch_size(values: Any) -> int:
     leaves, _ = jax.tree_util.tree_flatten_with_path(values)
-    sizes = {jax.tree_util.keystr(p) or "params": (np.shape(leaf)[:1] or (None,))[0] for p, leaf in leaves}
+    sizes = {filters.keystr(p, "params"): (np.shape(leaf)[:1] or (None,))[0] for p, leaf in leaves}
     if None in sizes.values() or len(set(sizes.values())) != 1:
         listing = ", ".join(f"{where}: {'no axis' if n is None else n}" for where, n in sizes.items())
         raise ValueError(

@@ -4,6 +4,11 @@ Only floating-point (and complex) leaves are optimised; integer, boolean and
 static leaves pass through unchanged, and their gradients may be ``None`` (as
 ``tk.gradient`` returns them). No per-type code is needed: a ``@tk.struct`` is
 updated field by field because it is a pytree.
+
+Gradients are taken in ``tk.gradient``'s convention: for a complex parameter
+``z = x + iy`` the gradient is ``∂L/∂x + i ∂L/∂y`` (Zygote's, the conjugate of
+``jax.grad``'s), so every optimiser steps complex parameters downhill, as it does
+real ones. Pass ``jnp.conj(jax.grad(loss)(z))`` if the gradient comes from ``jax.grad``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toolkit import tree
+from toolkit import filters
 from toolkit._show import describe
 from toolkit.params import Grads, Params
 
@@ -36,7 +41,7 @@ def check_optimiser(opt: Any, caller: str) -> None:
 
 def trainable(params: Any, caller: str) -> tuple[Any, Any]:
     """Split ``params`` into its float leaves and the rest; an error if there are no float leaves."""
-    diff, rest = tree.partition(params)
+    diff, rest = filters.partition(params)
     if not jax.tree.leaves(diff):
         raise ValueError(
             f"{caller}: params have no floating-point leaves to optimise (got {_leaf_summary(params)}). "
@@ -55,29 +60,33 @@ def _leaf_summary(params: Any) -> str:
 
 def float_grads(params: Any, grads: Any, caller: str) -> Any:
     """``grads`` restricted to the float leaves of ``params`` (``None`` elsewhere), after checking they match."""
-
-    def pick(path, p, g):
-        where = jax.tree_util.keystr(path) or "the root"
-        if not tree.is_differentiable(p):
-            return None
-        if g is None:
-            raise ValueError(
-                f"{caller}: the gradient at {where} is None but the parameter there is {describe(p)}; "
-                f"pass zeros (tk.tree.zero) for parameters that get no gradient."
-            )
-        if np.shape(g) != np.shape(p):
-            raise ValueError(f"{caller}: the gradient at {where} is {describe(g)} but the parameter is {describe(p)}.")
-        return g
-
+    labelled, structure = jax.tree_util.tree_flatten_with_path(params)
     try:
-        return jax.tree_util.tree_map_with_path(pick, params, grads)
-    except (ValueError, TypeError) as error:
-        if str(error).startswith(caller):
-            raise
+        matched = structure.flatten_up_to(grads)
+    except (ValueError, TypeError):
         raise ValueError(
             f"{caller}: grads must have the structure of params (None allowed where params hold no floats);\n"
-            f"  params: {jax.tree.structure(params)}\n  grads:  {jax.tree.structure(grads)}"
+            f"  params: {structure}\n  grads:  {jax.tree.structure(grads)}"
         ) from None
+    picked = []
+    for (path, p), g in zip(labelled, matched):
+        picked.append(_float_grad(caller, filters.keystr(path), p, g))
+    return jax.tree.unflatten(structure, picked)
+
+
+def _float_grad(caller: str, where: str, p: Any, g: Any) -> Any:
+    if not filters.is_inexact(p):
+        return None
+    if g is None:
+        raise ValueError(
+            f"{caller}: the gradient at {where} is None but the parameter there is {describe(p)}; "
+            f"pass zeros (tk.tree.zero) for parameters that get no gradient."
+        )
+    if np.shape(g) != np.shape(p):
+        raise ValueError(f"{caller}: the gradient at {where} is {describe(g)} but the parameter is {describe(p)}.")
+    if jnp.iscomplexobj(g) and not jnp.iscomplexobj(p):
+        raise TypeError(f"{caller}: the gradient at {where} is complex ({describe(g)}) but the parameter is {describe(p)}.")
+    return g
 
 
 def setup(opt: optax.GradientTransformation, params: Any) -> Any:
@@ -113,7 +122,7 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
     check_optimiser(opt, "tk.update")
     diff, rest = trainable(params, "tk.update")
     updates, state = opt.update(float_grads(params, grads, "tk.update"), state, diff)
-    return tree.combine(optax.apply_updates(diff, updates), rest), state
+    return filters.combine(optax.apply_updates(diff, updates), rest), state
 
 
 # Optimiser state for update_, kept per Params (and per optimiser object) as Flux keeps it inside the optimiser.

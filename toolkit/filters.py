@@ -1,0 +1,282 @@
+"""The one filter layer: which leaves a transformation acts on, and what each leaf is called.
+
+Every part of toolkit that differentiates, steps or checks a pytree asks the
+same two questions, and this module is the only place that answers them:
+
+* **Which leaves?** :func:`is_array` (any array), :func:`is_inexact` (floating
+  and complex numbers and arrays: what JAX differentiates) and
+  :func:`is_operand` (what JAX must see as a value rather than a Python
+  constant). :func:`partition` splits a tree by such a predicate into two trees
+  of the same structure, ``None`` where the other has the leaf; :func:`combine`
+  merges them back. (Equinox's ``partition``/``combine``/``is_array`` are the
+  model.)
+* **What is it called?** :class:`Arguments` names the arguments of a call from
+  the function's signature, and :meth:`Arguments.label` turns the key path of a
+  leaf of ``(args, kwargs)`` into ``g.a[0]`` or ``factor``, so that every error
+  message names the leaf as the user wrote it.
+
+:func:`refuse_opaque` is the check that a differentiated argument holds no
+object JAX would silently treat as a constant (an undecorated class instance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+import numbers
+import types
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "is_array",
+    "is_inexact",
+    "is_operand",
+    "partition",
+    "combine",
+    "split",
+    "Split",
+    "keystr",
+    "labelled_leaves",
+    "Arguments",
+    "refuse_opaque",
+]
+
+ARRAYS = (jax.Array, np.ndarray, np.generic)
+
+
+def is_array(leaf: Any) -> bool:
+    """True for a JAX or NumPy array or NumPy scalar, of any dtype.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from toolkit.filters import is_array
+        >>> is_array(jnp.arange(3)), is_array(1.0)
+        (True, False)
+    """
+    return isinstance(leaf, ARRAYS)
+
+
+def is_inexact(leaf: Any) -> bool:
+    """True for what JAX can differentiate: floating or complex numbers and arrays.
+
+    Python ints and bools, integer and boolean arrays, PRNG keys, strings, ``None``
+    and other objects are not.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from toolkit.filters import is_inexact
+        >>> is_inexact(jnp.ones(2)), is_inexact(2.0), is_inexact(3), is_inexact(True)
+        (True, True, False, False)
+    """
+    if isinstance(leaf, (bool, int)):
+        return False
+    if isinstance(leaf, (float, complex)):
+        return True
+    if not isinstance(leaf, ARRAYS) and not hasattr(leaf, "dtype"):
+        return False
+    dtype = getattr(leaf, "dtype", None)
+    try:
+        return dtype is not None and bool(jnp.issubdtype(dtype, jnp.inexact))
+    except TypeError:  # a dtype JAX does not know (NumPy object or string arrays)
+        return False
+
+
+def is_operand(leaf: Any) -> bool:
+    """True for leaves a transformation must receive as JAX values: arrays (any dtype) and Python floats.
+
+    Python ints, bools, strings, callables and other objects are constants of
+    the program (they choose shapes and branches) and stay Python values.
+
+    Example:
+        >>> from toolkit.filters import is_operand
+        >>> is_operand(2.0), is_operand(2), is_operand("mode")
+        (True, False, False)
+    """
+    return is_array(leaf) or is_inexact(leaf)
+
+
+def partition(tree: Any, predicate: Callable[[Any], bool] = is_inexact) -> tuple[Any, Any]:
+    """Split ``tree`` into two trees of its structure: the leaves that pass ``predicate``, and the rest.
+
+    Each tree holds ``None`` where the other holds a leaf; :func:`combine` undoes it.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from toolkit.filters import partition
+        >>> partition((jnp.ones(2), 3))
+        ((Array([1., 1.], dtype=float32), None), (None, 3))
+    """
+    leaves, treedef = jax.tree.flatten(tree)
+    chosen = [bool(predicate(leaf)) for leaf in leaves]
+    kept = [leaf if c else None for leaf, c in zip(leaves, chosen)]
+    rest = [None if c else leaf for leaf, c in zip(leaves, chosen)]
+    return jax.tree.unflatten(treedef, kept), jax.tree.unflatten(treedef, rest)
+
+
+def combine(*trees: Any) -> Any:
+    """Merge trees made by :func:`partition`: at each leaf, the first value that is not ``None``.
+
+    Example:
+        >>> from toolkit.filters import combine
+        >>> combine((1.0, None), (None, 3))
+        (1.0, 3)
+    """
+
+    def first(*leaves: Any) -> Any:
+        return next((leaf for leaf in leaves if leaf is not None), None)
+
+    return jax.tree.map(first, *trees, is_leaf=lambda leaf: leaf is None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """How to rebuild a tree from the leaves :func:`split` chose; the other leaves are kept here.
+
+    Unlike :func:`partition`, nothing is ever put in the user's pytree nodes in
+    place of a leaf, so nodes whose unflatten refuses ``None`` work too.
+    """
+
+    treedef: Any
+    chosen: tuple[bool, ...]
+    others: tuple[Any, ...]
+
+    def rebuild(self, kept: list[Any]) -> Any:
+        """The tree with ``kept`` (one value per chosen leaf, in order) where the chosen leaves were."""
+        kept_iter, others_iter = iter(kept), iter(self.others)
+        leaves = [next(kept_iter) if c else next(others_iter) for c in self.chosen]
+        return jax.tree.unflatten(self.treedef, leaves)
+
+
+def split(tree: Any, predicate: Callable[[Any], bool] = is_inexact) -> tuple[list[Any], Split]:
+    """The leaves of ``tree`` that pass ``predicate``, as a flat list, and the :class:`Split` that puts them back.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from toolkit.filters import split
+        >>> kept, how = split({"w": jnp.ones(2), "n": 3})
+        >>> kept, how.rebuild([jnp.zeros(2)])
+        ([Array([1., 1.], dtype=float32)], {'n': 3, 'w': Array([0., 0.], dtype=float32)})
+    """
+    leaves, treedef = jax.tree.flatten(tree)
+    chosen = tuple(bool(predicate(leaf)) for leaf in leaves)
+    kept = [leaf for leaf, c in zip(leaves, chosen) if c]
+    others = tuple(leaf for leaf, c in zip(leaves, chosen) if not c)
+    return kept, Split(treedef, chosen, others)
+
+
+def keystr(path: tuple[Any, ...], root: str = "") -> str:
+    """``root`` followed by the key path as Python would index it (``.a[0]['k']``); ``root`` or "the root" alone.
+
+    Example:
+        >>> import jax
+        >>> from toolkit.filters import keystr
+        >>> keystr((jax.tree_util.DictKey("w"), jax.tree_util.SequenceKey(1)), "params")
+        "params['w'][1]"
+    """
+    return (root + jax.tree_util.keystr(tuple(path))) or "the root"
+
+
+def labelled_leaves(tree: Any, root: str = "") -> list[tuple[str, Any]]:
+    """Every leaf of ``tree`` with its label (see :func:`keystr`), in flattening order.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from toolkit.filters import labelled_leaves
+        >>> [label for label, _ in labelled_leaves({"w": jnp.ones(2), "b": 0.0}, "params")]
+        ["params['b']", "params['w']"]
+    """
+    return [(keystr(path, root), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def _positional_names(signature: inspect.Signature, bound: inspect.BoundArguments) -> list[str]:
+    names = []
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            names.append(parameter.name)
+        elif parameter.kind is parameter.VAR_POSITIONAL:
+            extra = bound.arguments.get(parameter.name, ())
+            names.extend(f"{parameter.name}[{k}]" for k in range(len(extra)))
+    return names
+
+
+@dataclasses.dataclass(frozen=True)
+class Arguments:
+    """The positional and keyword arguments of one call, each with the name the user knows it by.
+
+    ``names[i]`` names ``args[i]``: the parameter's name where the function has a
+    signature that accepts the call, ``args[i]`` otherwise. Keyword arguments are
+    named by their keys. The pytree of the call is ``(args, kwargs)``.
+    """
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, f: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Arguments:
+        """The call ``f(*args, **kwargs)`` as given, named from ``f``'s signature where it has one.
+
+        Example:
+            >>> from toolkit.filters import Arguments
+            >>> Arguments.of(lambda x, *rest: x, (1.0, 2.0, 3.0)).names
+            ('x', 'rest[0]', 'rest[1]')
+        """
+        kwargs = dict(kwargs or {})
+        try:
+            signature = inspect.signature(f)
+            bound = signature.bind(*args, **kwargs)
+        except (TypeError, ValueError):
+            return cls(tuple(args), kwargs, tuple(f"args[{i}]" for i in range(len(args))))
+        names = _positional_names(signature, bound)[: len(args)]
+        names += [f"args[{i}]" for i in range(len(names), len(args))]
+        return cls(tuple(args), kwargs, tuple(names))
+
+    @classmethod
+    def bound(cls, signature: inspect.Signature, bound: inspect.BoundArguments) -> Arguments:
+        """A call already bound to ``signature``, defaults applied: every positional parameter is in ``args``."""
+        names = _positional_names(signature, bound)[: len(bound.args)]
+        return cls(tuple(bound.args), dict(bound.kwargs), tuple(names))
+
+    @property
+    def tree(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return self.args, self.kwargs
+
+    def label(self, path: tuple[Any, ...]) -> str:
+        """The name of the leaf at ``path`` in :attr:`tree`, e.g. ``g.a`` or ``factor['w']``."""
+        group, key, *rest = path
+        head = self.names[key.idx] if group.idx == 0 else str(key.key)
+        return keystr(tuple(rest), head)
+
+    def labelled_leaves(self) -> list[tuple[str, Any]]:
+        """Every leaf of the call with its name."""
+        return [(self.label(path), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(self.tree)[0]]
+
+
+# Leaves that are plainly not data: passed through a transformation untouched, never an error.
+_PASSIVE = (str, bytes, numbers.Number, type, enum.Enum, types.FunctionType, types.BuiltinFunctionType,
+            types.MethodType, types.ModuleType, type(Ellipsis), slice)
+
+
+def refuse_opaque(caller: str, labelled: list[tuple[str, Any]]) -> None:
+    """A ``TypeError`` if a leaf is an object JAX cannot look inside (and so would never differentiate).
+
+    An instance of a plain class or dataclass is a single opaque leaf to JAX:
+    its arrays would silently get no gradient. Numbers, arrays, strings,
+    callables, classes and enum members are fine.
+    """
+    for label, leaf in labelled:
+        if is_array(leaf) or isinstance(leaf, _PASSIVE) or callable(leaf):
+            continue
+        kind = "dataclass" if dataclasses.is_dataclass(leaf) else "class"
+        name = type(leaf).__name__
+        raise TypeError(
+            f"{caller}: {label} is a {name}, a plain {kind} instance that JAX sees as one opaque value, "
+            f"so its fields would get no gradient. Decorate the class with @tk.struct:\n"
+            f"  @tk.struct\n  class {name}:\n      ...\n"
+            f"(or register it with jax.tree_util.register_dataclass), or pass its arrays directly."
+        )
