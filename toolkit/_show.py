@@ -25,10 +25,11 @@ def describe(x: Any) -> str:
 
 def short_repr(x: Any, few: int = 3) -> str:
     """Arrays as ``f32[3,3] [1. 1. 1. …]``; containers recursively; the rest by ``repr``."""
-    if isinstance(x, jax.core.Tracer):
-        return f"{describe(x)}(traced)"
     if isinstance(x, (jax.Array, np.ndarray)):
-        flat = np.ravel(np.asarray(x))
+        try:
+            flat = np.ravel(np.asarray(x))
+        except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+            return f"{describe(x)}(traced)"  # inside jit, grad or vmap: there are no values to show
         if np.ndim(x) == 0:
             return f"{describe(x)} {flat[0]}"
         shown = " ".join(str(v) for v in flat[:few]) + (" …" if flat.size > few else "")

@@ -31,9 +31,15 @@ def test_mismatched_shapes_are_an_error_not_a_broadcast():
 
 
 def test_losses_compose_with_jit_vmap_and_grad(x64):
-    ŷ, y = jnp.asarray(RNG.normal(size=5)), jnp.asarray(RNG.normal(size=5))
+    ŷ, y = RNG.normal(size=5), RNG.normal(size=5)
     np.testing.assert_allclose(jax.grad(tk.mse)(ŷ, y), 2 * (ŷ - y) / 5, rtol=1e-13)
     np.testing.assert_allclose(jax.grad(tk.mae)(ŷ, y), np.sign(ŷ - y) / 5, rtol=1e-13)
-    np.testing.assert_allclose(jax.jit(tk.mse)(ŷ, y), tk.mse(ŷ, y), rtol=1e-14)
-    rows = jax.vmap(tk.mse)(jnp.stack([ŷ, y]), jnp.stack([y, y]))
-    np.testing.assert_allclose(rows, [tk.mse(ŷ, y), 0.0], atol=1e-15)
+    np.testing.assert_allclose(jax.grad(tk.mse, argnums=1)(ŷ, y), -2 * (ŷ - y) / 5, rtol=1e-13)
+    np.testing.assert_allclose(jax.jit(tk.mse)(ŷ, y), np.mean((ŷ - y) ** 2), rtol=1e-14)
+    np.testing.assert_allclose(jax.jit(tk.mae)(ŷ, y), np.mean(np.abs(ŷ - y)), rtol=1e-14)
+    rows = jax.vmap(tk.mse)(jnp.stack([ŷ, y, 2 * y]), jnp.stack([y, y, y]))
+    np.testing.assert_allclose(rows, [np.mean((ŷ - y) ** 2), 0.0, np.mean(y**2)], rtol=1e-14, atol=1e-15)
+    # the gradient is that of Flux's definition for complex numbers too: d/dŷ of mean(abs2(ŷ - y)) is
+    # 2(ŷ - y)/n in Zygote's convention, whose conjugate jax.grad returns
+    c, d = ŷ + 1j * y, y - 0.5j * ŷ
+    np.testing.assert_allclose(np.conj(jax.grad(tk.mse)(c, d)), 2 * (c - d) / 5, rtol=1e-13)

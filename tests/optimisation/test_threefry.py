@@ -50,10 +50,22 @@ def test_same_numbers_under_jit_and_vmap_of_per_step_keys():
 
 
 def test_seeding_matches():
-    for seed in (0, 1, -1, 2**31 - 1):
-        np.testing.assert_array_equal(
-            jax.random.key_data(jax.random.key(seed, impl=UNROLLED)), jax.random.key_data(jax.random.key(seed))
-        )
+    # JAX's threefry seeding of a 32-bit seed: key data (0, seed as uint32).
+    for seed, expected in ((0, (0, 0)), (1, (0, 1)), (-1, (0, 0xFFFFFFFF)), (2**31 - 1, (0, 0x7FFFFFFF))):
+        ours = jax.random.key_data(jax.random.key(seed, impl=UNROLLED))
+        assert tuple(int(v) for v in ours) == expected
+        np.testing.assert_array_equal(ours, jax.random.key_data(jax.random.key(seed)))
+
+
+def test_split_fold_in_and_bits_give_random123s_known_answer():
+    # Random123's threefry2x32_20 known answer for key (0, 0), counter (0, 0): (0x6B200159, 0x99BA4EFE).
+    # Through the PRNG interface: the first key of split, fold_in(·, 0) and the first 32 random bits
+    # (the two words xor-ed) of key data (0, 0) all hash that counter.
+    key = jax.random.wrap_key_data(jnp.zeros(2, jnp.uint32), impl=UNROLLED)
+    answer = (0x6B200159, 0x99BA4EFE)
+    assert tuple(int(v) for v in jax.random.key_data(jax.random.split(key)[0])) == answer
+    assert tuple(int(v) for v in jax.random.key_data(jax.random.fold_in(key, 0))) == answer
+    assert int(jax.random.bits(key, (1,))[0]) == answer[0] ^ answer[1]
 
 
 def test_other_keys_are_left_alone():
