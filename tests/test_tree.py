@@ -35,7 +35,7 @@ def test_zero_keeps_structure_shapes_and_dtypes():
     tree = sample_tree()
     z = tk.zero(tree)
     assert jax.tree.structure(z) == jax.tree.structure(tree)
-    for leaf, zero_leaf in zip(jax.tree.leaves(tree), jax.tree.leaves(z)):
+    for leaf, zero_leaf in zip(jax.tree.leaves(tree), jax.tree.leaves(z), strict=True):
         assert np.shape(zero_leaf) == np.shape(leaf)
         assert not np.any(np.asarray(zero_leaf))
     assert z["count"].dtype == tree["count"].dtype and z["pair"].x.dtype == jnp.float32
@@ -125,13 +125,41 @@ def test_isapprox_on_integers_nans_and_infinities():
     assert not bool(tk.tree.isapprox(inf, jnp.array([1.0, 1e30])))
 
 
+def isapprox_by_hand(x, y):
+    """Julia's isapprox with the default rtol, leaf by leaf in float64 NumPy: ‖a - b‖ <= √eps·max(‖a‖, ‖b‖),
+    eps that of the leaf's dtype (float32 here), exact equality for integer leaves."""
+    results = []
+    for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y), strict=True):
+        if not jnp.issubdtype(jnp.result_type(a), jnp.inexact):
+            results.append(np.array_equal(a, b))
+            continue
+        a, b = np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64))
+        rtol = math.sqrt(np.finfo(np.float32).eps)
+        results.append(np.linalg.norm(a - b) <= rtol * max(np.linalg.norm(a), np.linalg.norm(b)))
+    return all(results)
+
+
 def test_tree_maths_work_under_jit_and_vmap():
     a, b = sample_tree(0), sample_tree(1)
-    close = jax.jit(tk.tree.isapprox)(a, a)
-    assert close.dtype == jnp.bool_ and bool(close)
+    rtol32 = math.sqrt(np.finfo(np.float32).eps)
+    x = np.asarray(a["pair"].x)
+    nudge = np.zeros_like(x)
+    nudge[0, 1] = np.linalg.norm(x) * rtol32
+    near = {**a, "pair": a["pair"].replace(x=jnp.asarray(x + 0.8 * nudge))}  # within √eps of ‖x‖
+    far = {**a, "pair": a["pair"].replace(x=jnp.asarray(x + 1.25 * nudge))}  # just beyond it
+    other_count = {**a, "count": jnp.array([1, 2, 4])}  # integer leaves must be equal
+    isapprox = jax.jit(tk.tree.isapprox)
+    for y, expected in ((near, True), (far, False), (other_count, False), (b, False)):
+        assert isapprox_by_hand(a, y) is expected  # the oracle itself tells these apart
+        close = isapprox(a, y)
+        assert close.dtype == jnp.bool_ and bool(close) is expected
     np.testing.assert_allclose(float(jax.jit(tk.tree.dot)(a, b)), flat(a) @ flat(b), rtol=1e-5)
+    np.testing.assert_allclose(float(jax.jit(tk.tree.norm)(a)), np.linalg.norm(flat(a)), rtol=1e-5)
     batch = Pair(jnp.arange(6.0).reshape(2, 3), jnp.ones((2, 2)))
     np.testing.assert_allclose(jax.vmap(tk.tree.mean)(batch), [(0 + 1 + 2 + 2) / 5, (3 + 4 + 5 + 2) / 5])
+    np.testing.assert_allclose(jax.jit(jax.vmap(tk.tree.sum))(batch), [0 + 1 + 2 + 2, 3 + 4 + 5 + 2])
+    rows = [Pair(batch.x[i], batch.y[i]) for i in range(2)]
+    np.testing.assert_allclose(jax.vmap(tk.tree.norm)(batch), [np.linalg.norm(flat(r)) for r in rows], rtol=1e-6)
 
 
 def test_is_differentiable_partition_combine():

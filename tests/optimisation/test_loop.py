@@ -1,5 +1,6 @@
 """tk.optimise: the compiled loop, its stopping rules, guards, callbacks, interrupts, batches and input checks."""
 
+import functools
 import logging
 import os
 import signal
@@ -22,10 +23,41 @@ from tests.optimisation.problems import (
     first_step_where,
     quadratic,
     quadratic_run,
-    seed_loss,
     seed_run,
     seed_sample,
 )
+
+# --- the oracle: the seed problem written out in float64 NumPy -------------------------------------------
+
+
+@functools.cache
+def seed_samples(steps=1000):
+    """The documented samples: step s (counting from 0) gets the seed's x = rand(3) drawn from fold_in(KEY, s)."""
+    draw = jax.vmap(lambda s: jax.random.uniform(jax.random.fold_in(KEY, s), (3,)))
+    return np.asarray(draw(jnp.arange(steps)), np.float64)
+
+
+def seed_by_hand(start, steps, η=0.01, ρ=0.9):
+    """(losses, z, v) of the seed problem by hand: L = mse(z x, z′ x) = ‖r‖²/3 with r = (z - z′) x, whose gradient
+    is 2 r xᵀ / 3, and Flux's Momentum (defaults η = 0.01, ρ = 0.9): v = ρv - ηΔ; z += v. Float64 throughout."""
+    samples = seed_samples(max(1000, steps))
+    z, target = np.asarray(start, np.float64), np.asarray(Z_TARGET, np.float64)
+    v = np.zeros_like(z)
+    losses = np.empty(steps)
+    for s in range(steps):
+        x = samples[s]
+        r = (z - target) @ x
+        losses[s] = r @ r / 3
+        v = ρ * v - η * (2 / 3) * np.outer(r, x)
+        z = z + v
+    return losses, z, v
+
+
+def assert_matches_seed_by_hand(losses, z, start, steps):
+    """A float32 run against the float64 oracle, to float32 accuracy."""
+    expected_losses, expected_z, _ = seed_by_hand(start, steps)
+    np.testing.assert_allclose(losses, expected_losses, rtol=2e-5, atol=1e-7)
+    np.testing.assert_allclose(z, expected_z, rtol=2e-5, atol=1e-6)
 
 
 def test_seed_problem_reaches_the_target():
@@ -37,24 +69,21 @@ def test_seed_problem_reaches_the_target():
 
 
 def test_same_steps_as_a_hand_written_loop():
-    # Oracle: the loop written out in Python, one tk.update per step, on the documented samples.
+    # Oracle: the loop written out in float64 NumPy (analytic gradient, Flux's Momentum), on the documented samples.
     result = seed_run(steps=200)
-    z, state = Z0, tk.setup(MOMENTUM, Z0)
-    step = jax.jit(lambda z, state, x: (seed_loss(z, x), *tk.update(MOMENTUM, state, z, tk.gradient(seed_loss, z, x)[0])))
-    losses = []
-    for s in range(200):
-        loss, z, state = step(z, state, seed_sample(jax.random.fold_in(KEY, s)))
-        losses.append(float(loss))
-    np.testing.assert_allclose(result.losses, losses, rtol=1e-5)
-    np.testing.assert_allclose(result.params, z, rtol=1e-5)
+    assert result.losses.shape == (200,)
+    assert_matches_seed_by_hand(result.losses, result.params, Z0, 200)
+    # The optimiser state that goes with the parameters: Momentum's velocity v after step 200.
+    np.testing.assert_allclose(result.state[1].trace, seed_by_hand(Z0, 200)[2], rtol=2e-5, atol=1e-8)
 
 
 def test_repeat_calls_reuse_the_compiled_loop():
     seed_run(steps=300)
     before = dict(TRACES)
-    for start in (Z0 + 1, 2 * Z0):  # other starting points, same shapes and dtypes
-        seed_run(steps=500, start=start)
+    runs = [seed_run(steps=500, start=start) for start in (Z0 + 1, 2 * Z0)]  # other starts, same shapes and dtypes
     assert dict(TRACES) == before and before["loss"] >= 1
+    # The reused loop starts from the new parameters, not from those it was compiled with.
+    assert_matches_seed_by_hand(runs[1].losses, runs[1].params, 2 * Z0, 500)
 
 
 @tk.struct
@@ -80,15 +109,20 @@ def test_callback_every_k_steps_like_the_seed_log():
     seen = []
     result = seed_run(steps=51, log_every=5, callback=lambda step, z, loss: seen.append((step, z, float(loss))))
     assert [s for s, _, _ in seen] == [1, 6, 11, 16, 21, 26, 31, 36, 41, 46, 51]  # the seed's idx % 5 == 1
+    # Each call gets that step's loss (before its update) and the parameters after it, as the oracle has them.
+    expected_losses = seed_by_hand(Z0, 51)[0]
+    for step, z, loss in seen:
+        expected_z = seed_by_hand(Z0, step)[1]
+        np.testing.assert_allclose(loss, expected_losses[step - 1], rtol=2e-5, err_msg=f"loss at step {step}")
+        np.testing.assert_allclose(z, expected_z, rtol=2e-5, atol=1e-6, err_msg=f"params after step {step}")
     np.testing.assert_array_equal([loss for _, _, loss in seen], result.losses[[s - 1 for s, _, _ in seen]])
-    six = seed_run(steps=6, log_every=5)
-    np.testing.assert_array_equal(seen[1][1], six.params)
 
 
 def test_log_every_alone_prints_the_loss(capsys):
     result = quadratic_run(jnp.ones(2), steps=7, log_every=3)
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"step {s}: loss {result.losses[s - 1]:.6g}" for s in (1, 4, 7)]
+    np.testing.assert_allclose(result.losses, 0.81 ** np.arange(7), rtol=1e-6)  # L_k = ½‖p_0‖²·0.81^(k-1)
 
 
 def test_progress_bar_shows_steps_and_loss(capsys):
@@ -121,12 +155,13 @@ def test_divergence_stops_at_the_last_finite_iterate():
     blowup = tk.Descent(2.5)  # p_k = (-1.5)^k p_0: the loss overflows float32 after ~100 steps
     with pytest.warns(RuntimeWarning, match=r"diverged at step \d+.*last finite parameters"):
         result = tk.optimise(quadratic, jnp.array([1.0]), blowup, steps=10**4)
-    n = result.steps
-    assert result.stop_reason == f"diverged at step {n + 1}" and 50 < n < 300
+    # Oracle: step k's loss ½·(p·p) at p_{k-1} = (-1.5)^(k-1) is the first not finite when p·p overflows float32.
+    n = next(k for k in range(1, 1000) if 1.5 ** (2 * k) > float(np.finfo(np.float32).max))
+    assert result.steps == n and result.stop_reason == f"diverged at step {n + 1}"
     assert np.all(np.isfinite(result.params)) and np.all(np.isfinite(result.losses)) and len(result.losses) == n
+    np.testing.assert_allclose(result.params, [(-1.5) ** n], rtol=1e-5)  # the last finite iterate, p_n
+    np.testing.assert_allclose(result.losses, 0.5 * 1.5 ** (2 * np.arange(n)), rtol=1e-5)
     assert not np.isfinite(quadratic(result.params * -1.5))  # the next step really was non-finite
-    before = tk.optimise(quadratic, jnp.array([1.0]), blowup, steps=n)
-    np.testing.assert_array_equal(result.params, before.params)
 
 
 def test_a_non_finite_gradient_with_a_finite_loss_also_stops():
@@ -146,41 +181,58 @@ def test_ctrl_c_in_a_callback_returns_the_result_so_far():
 
     result = seed_run(steps=1000, log_every=5, callback=interrupt_at_11)
     assert result.steps == 11 and result.stop_reason == "interrupted at step 11" and len(result.losses) == 11
-    np.testing.assert_array_equal(result.params, seed_run(steps=11, log_every=5).params)
+    assert_matches_seed_by_hand(result.losses, result.params, Z0, 11)  # exactly step 11's iterate,
+    assert not np.allclose(result.params, seed_by_hand(Z0, 10)[1], rtol=1e-4, atol=1e-5)  # not step 10's
 
 
-def test_ctrl_c_during_a_long_compiled_run_returns_the_result_so_far():
+# A problem whose iterates are exact in float64 at any step count, so that an oracle can name the step a run
+# stopped at: Descent with η = 2⁻¹⁰ on the linear loss C·p (gradient C, small integers) from 0 gives
+# p_N = -N·η·C and L_k = -(k - 1)·η·‖C‖², every operation exact. (The seed problem runs ~10⁷ steps in
+# 0.3 s and has converged long before: no oracle could tell its iterates apart there.)
+LINEAR_C = np.arange(256) % 7 - 3.0
+LINEAR_OPT = tk.Descent(2.0**-10)
+
+
+def linear_loss(p):
+    return jnp.sum(p * LINEAR_C)
+
+
+def test_ctrl_c_during_a_long_compiled_run_returns_the_result_so_far(x64):
     running, finished = threading.Event(), threading.Event()
     log_every = 10**8  # the callback runs once, after step 1: the loop has started
+    p0 = jnp.zeros(256)
 
     def interrupt_once_running():
         if running.wait(timeout=60) and not finished.wait(timeout=0.3):  # 0.3 s into the compiled loop
             os.kill(os.getpid(), signal.SIGINT)
 
-    seed_run(steps=10, log_every=log_every, callback=lambda *_: None)  # compiled already
+    tk.optimise(linear_loss, p0, LINEAR_OPT, steps=10, log_every=log_every, callback=lambda *_: None)  # compiled
     sender = threading.Thread(target=interrupt_once_running, daemon=True)
     began = time.perf_counter()
     sender.start()
     try:
-        result = seed_run(steps=10**9, log_every=log_every, callback=lambda *_: running.set())
+        result = tk.optimise(
+            linear_loss, p0, LINEAR_OPT, steps=10**9, log_every=log_every, callback=lambda *_: running.set()
+        )
     finally:
         finished.set()
         running.set()
         sender.join()
     assert time.perf_counter() - began < 30
-    assert 0 < result.steps < 10**9 and result.stop_reason == f"interrupted at step {result.steps}"
-    assert len(result.losses) == result.steps and np.all(np.isfinite(result.params))
-    np.testing.assert_array_equal(result.params, seed_run(steps=result.steps).params)  # exactly that step's iterate
+    n = result.steps
+    assert 1 < n < 10**9 and result.stop_reason == f"interrupted at step {n}" and len(result.losses) == n
+    η = 2.0**-10
+    np.testing.assert_array_equal(result.params, -n * η * LINEAR_C)  # exactly step n's iterate
+    np.testing.assert_array_equal(result.losses, -np.arange(n) * η * np.sum(LINEAR_C**2))
 
 
 def test_batched_problems_match_separate_runs():
     starts = jnp.stack([Z0, Z0 + 1, 3 * Z0])
     batch = seed_run(steps=300, start=starts, batched=True)
     assert batch.stop_reason == ("reached steps=300",) * 3 and list(batch.steps) == [300] * 3
-    for i in range(3):
-        alone = seed_run(steps=300, start=starts[i])
-        np.testing.assert_array_equal(batch.params[i], alone.params)
-        np.testing.assert_array_equal(batch.losses[:, i], alone.losses)
+    assert batch.losses.shape == (300, 3)
+    for i in range(3):  # each problem against its own run by hand, all on the same samples
+        assert_matches_seed_by_hand(batch.losses[:, i], batch.params[i], starts[i], 300)
 
 
 def test_batched_problems_stop_on_their_own():
@@ -204,7 +256,7 @@ def test_implicit_params_are_read_once_and_written_back():
     ps = tk.Params([z])
     result = tk.optimise(lambda x: tk.mse(z.value @ x, Z_TARGET @ x), ps, MOMENTUM, steps=500, data=seed_sample, key=KEY)
     assert result.params is ps and isinstance(z.value, jax.Array) and not isinstance(z.value, jax.core.Tracer)
-    np.testing.assert_array_equal(z.value, seed_run(steps=500).params)
+    assert_matches_seed_by_hand(result.losses, z.value, Z0, 500)
 
 
 def test_bad_input_is_an_error_before_anything_compiles(caplog):

@@ -1,5 +1,7 @@
 """tk.setup / tk.update on arrays, containers and structs; tk.update_ on implicit Params."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,12 +24,30 @@ class Layer:
     name: str = tk.field(static=True, default="dense")
 
 
-def momentum_by_hand(x, grads, η=0.01, ρ=0.9):
-    """Flux's Momentum on one array, written out: v = ρv - ηΔ; x += v."""
-    v = np.zeros_like(x)
-    for g in grads:
-        v = ρ * v - η * g
-        x = x + v
+def flux_by_hand(rule, x, gradient, steps, η, ρ=None, β=None, ϵ=None):
+    """Flux's rule (``Flux.Optimise``, ``optimisers.jl``) written out in float64 NumPy: ``steps`` steps from
+    ``x``, the gradient Δ being ``gradient(x)`` at the current ``x``. The oracle for every test here."""
+    x = np.asarray(x, np.float64)
+    v, m, s = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
+    for t in range(1, steps + 1):
+        Δ = np.asarray(gradient(x), np.float64)
+        if rule == "Descent":  # x -= ηΔ
+            x = x - η * Δ
+        elif rule == "Momentum":  # v = ρv - ηΔ; x += v
+            v = ρ * v - η * Δ
+            x = x + v
+        elif rule == "Nesterov":  # d = ρ²v - (1 + ρ)ηΔ; v = ρv - ηΔ; x += d
+            d = ρ * ρ * v - (1 + ρ) * η * Δ
+            v = ρ * v - η * Δ
+            x = x + d
+        elif rule == "Adam":  # bias-corrected moments, ϵ added outside the square root
+            β1, β2 = β
+            m = β1 * m + (1 - β1) * Δ
+            s = β2 * s + (1 - β2) * Δ * Δ
+            m_hat, s_hat = m / (1 - β1**t), s / (1 - β2**t)
+            x = x - η * m_hat / (np.sqrt(s_hat) + ϵ)
+        else:
+            raise ValueError(rule)
     return x
 
 
@@ -37,17 +57,17 @@ def test_update_on_a_struct_needs_no_per_type_code():
     target = GG(jnp.full((3, 3), 2.0), jnp.full((3, 3), -1.0))
     opt = tk.Momentum()
     state = tk.setup(opt, a)
-    grads_seen = []
     for _ in range(5):
         (g,) = tk.gradient(lambda x: tk.tree.sum((x - target) * (x - target)) / 9, a)
         assert isinstance(g, GG)
-        grads_seen.append(g)
         a, state = tk.update(opt, state, a, g)
     assert isinstance(a, GG)
-    expected_a = momentum_by_hand(np.ones((3, 3), np.float32), [np.asarray(g.a) for g in grads_seen])
-    expected_b = momentum_by_hand(np.zeros((3, 3), np.float32), [np.asarray(g.b) for g in grads_seen])
+    # Oracle: Flux's Momentum (η = 0.01, ρ = 0.9) by hand, with the analytic gradient 2(x - target)/9 per field.
+    expected_a = flux_by_hand("Momentum", np.ones((3, 3)), lambda x: 2 * (x - 2.0) / 9, 5, η=0.01, ρ=0.9)
+    expected_b = flux_by_hand("Momentum", np.zeros((3, 3)), lambda x: 2 * (x + 1.0) / 9, 5, η=0.01, ρ=0.9)
     np.testing.assert_allclose(a.a, expected_a, rtol=1e-6)
     np.testing.assert_allclose(a.b, expected_b, rtol=1e-6)
+    assert not np.allclose(expected_a, 1.0) and not np.allclose(expected_b, 0.0)  # the steps did move them
 
 
 def test_non_float_leaves_are_untouched_and_their_none_gradients_accepted():
@@ -56,13 +76,15 @@ def test_non_float_leaves_are_untouched_and_their_none_gradients_accepted():
     assert g.n is None and g.mask is None  # what tk.gradient gives for non-differentiable leaves
     opt = tk.Descent(0.1)
     new, _ = tk.update(opt, tk.setup(opt, layer), layer, g)
-    np.testing.assert_allclose(new.w, [1.0 - 0.1 * 6, 2.0 - 0.1 * 12], rtol=1e-6)
+    expected = [1.0 - 0.1 * 6, 2.0 - 0.1 * 12]  # x - η·2nx
+    np.testing.assert_allclose(new.w, expected, rtol=1e-6)
     assert new.n == 3 and new.name == "first"
     np.testing.assert_array_equal(new.mask, [True, False])
     # Gradients given as arrays at non-float leaves are ignored, not applied.
     new2, _ = tk.update(opt, tk.setup(opt, layer), layer, g.replace(n=7, mask=jnp.array([1, 1])))
     assert new2.n == 3
-    np.testing.assert_array_equal(new2.w, new.w)
+    np.testing.assert_array_equal(new2.mask, [True, False])
+    np.testing.assert_allclose(new2.w, expected, rtol=1e-6)
 
 
 def test_nested_containers():
@@ -77,32 +99,65 @@ def test_nested_containers():
     np.testing.assert_allclose(new["scale"], 1.9)
 
 
-def test_update_composes_with_jit_vmap_and_grad(x64):
-    opt = tk.Momentum(0.1, 0.5)
-    layer = Layer(jnp.array([1.0, -2.0]), 2, jnp.array([True, True]))
+# Each rule with hyperparameters away from the defaults, and the same rule's hyperparameters for the oracle.
+RULES = [
+    (tk.Descent(0.1), "Descent", dict(η=0.1)),
+    (tk.Momentum(0.1, 0.5), "Momentum", dict(η=0.1, ρ=0.5)),
+    (tk.Nesterov(0.1, 0.5), "Nesterov", dict(η=0.1, ρ=0.5)),
+    (tk.Adam(0.1, (0.8, 0.9), 1e-3), "Adam", dict(η=0.1, β=(0.8, 0.9), ϵ=1e-3)),
+]
 
-    def two_steps(layer):
+
+@pytest.mark.parametrize("opt, rule, hyper", RULES, ids=[r for _, r, _ in RULES])
+def test_update_composes_with_jit_vmap_and_grad(x64, opt, rule, hyper):
+    # loss(p) = n·Σ sin(w): Δ = n·cos(w). Oracle: three steps of Flux's rule by hand in float64 NumPy.
+    steps, n = 3, 2
+
+    def by_hand(w):
+        return flux_by_hand(rule, w, lambda x: n * np.cos(x), steps, **hyper)
+
+    def three_steps(layer):
         state = tk.setup(opt, layer)
-        for _ in range(2):
+        for _ in range(steps):
             (g,) = tk.gradient(lambda p: jnp.sum(jnp.sin(p.w)) * p.n, layer)
             layer, state = tk.update(opt, state, layer, g)
         return layer
 
-    jitted = jax.jit(two_steps)(layer)
-    np.testing.assert_allclose(jitted.w, two_steps(layer).w, rtol=1e-12)
-    batch = Layer(jnp.array([[1.0, -2.0], [0.5, 0.25]]), 2, jnp.array([[True, True], [True, False]]))
-    batched = jax.vmap(two_steps, in_axes=(Layer(0, None, 0),))(batch)
-    np.testing.assert_allclose(batched.w[1], two_steps(Layer(batch.w[1], 2, batch.mask[1])).w, rtol=1e-12)
+    w0 = np.array([1.0, -2.0])
+    layer = Layer(jnp.asarray(w0), n, jnp.array([True, True]))
+    expected = by_hand(w0)
+    assert np.all(np.abs(expected - w0) > 0.05)  # the steps really move w
+    eager, jitted = three_steps(layer), jax.jit(three_steps)(layer)
+    for name, result in (("eager", eager), ("jit", jitted)):
+        assert isinstance(result, Layer) and result.n == n, name
+        np.testing.assert_allclose(result.w, expected, rtol=1e-12, err_msg=name)
 
-    # Gradient through two optimiser steps, checked by central differences (float64).
+    batch_w = np.array([[1.0, -2.0], [0.5, 0.25], [3.0, -0.1]])
+    batch = Layer(jnp.asarray(batch_w), n, jnp.array([[True, True], [True, False], [False, False]]))
+    for name, run in (("vmap", jax.vmap(three_steps, in_axes=(Layer(0, None, 0),))),
+                      ("jit(vmap)", jax.jit(jax.vmap(three_steps, in_axes=(Layer(0, None, 0),))))):
+        batched = run(batch)
+        for i in range(len(batch_w)):
+            np.testing.assert_allclose(batched.w[i], by_hand(batch_w[i]), rtol=1e-12, err_msg=f"{name}, problem {i}")
+        np.testing.assert_array_equal(batched.mask, batch.mask)
+
+    # Gradient through the three optimiser steps, against central differences of the hand-written steps.
     def final_loss(w):
-        return jnp.sum(two_steps(layer.replace(w=w)).w ** 2)
+        return jnp.sum(three_steps(layer.replace(w=w)).w ** 2)
 
-    w = jnp.array([1.0, -2.0])
-    grad = jax.grad(final_loss)(w)
-    h = 1e-6
-    fd = [(final_loss(w.at[i].add(h)) - final_loss(w.at[i].add(-h))) / (2 * h) for i in range(2)]
-    np.testing.assert_allclose(grad, fd, rtol=1e-7)
+    def final_loss_by_hand(w):
+        return np.sum(by_hand(w) ** 2)
+
+    h = 1e-5
+    differences = [
+        (8 * (final_loss_by_hand(w0 + h * e) - final_loss_by_hand(w0 - h * e))
+         - (final_loss_by_hand(w0 + 2 * h * e) - final_loss_by_hand(w0 - 2 * h * e))) / (12 * h)
+        for e in np.eye(2)
+    ]
+    assert np.all(np.abs(differences) > 1e-3)
+    for name, grad in (("grad", jax.grad(final_loss)), ("grad(jit)", jax.grad(jax.jit(final_loss))),
+                       ("jit(grad)", jax.jit(jax.grad(final_loss)))):
+        np.testing.assert_allclose(grad(jnp.asarray(w0)), differences, rtol=1e-7, err_msg=name)
 
 
 def test_errors_name_the_problem():
@@ -127,13 +182,15 @@ def test_update_in_place_on_params_keeps_state_between_calls():
     z = tk.Param(jnp.array([1.0, 2.0]))
     k = tk.Param(3)  # a box with nothing to differentiate
     ps, opt = tk.Params([z, k]), tk.Momentum(0.1, 0.5)
-    gradients = []
     for _ in range(3):
         gs = tk.gradient(lambda: jnp.sum(z.value**2) * k.value, ps)
         assert gs[k] is None
-        gradients.append(np.asarray(gs[z]))
         tk.update_(opt, ps, gs)
-    np.testing.assert_allclose(z.value, momentum_by_hand(np.array([1.0, 2.0], np.float32), gradients, 0.1, 0.5), rtol=1e-6)
+    # Oracle: Momentum by hand with the analytic gradient 2·k·z = 6z, its velocity kept across the three calls
+    # (a velocity reset at each call would make the steps those of Descent(0.1), which end elsewhere).
+    expected = flux_by_hand("Momentum", [1.0, 2.0], lambda x: 6 * x, 3, η=0.1, ρ=0.5)
+    np.testing.assert_allclose(z.value, expected, rtol=1e-6)
+    assert not np.allclose(expected, flux_by_hand("Descent", [1.0, 2.0], lambda x: 6 * x, 3, η=0.1))
     assert k.value == 3
 
 
@@ -156,12 +213,12 @@ def test_update_in_place_on_python_float_numpy_and_non_numeric_boxes():
     # later steps must keep the state, not call it a change of dtype.
     f, a, label = tk.Param(1.0), tk.Param(np.array([1.0, -2.0])), tk.Param("layer 1")
     ps, opt = tk.Params([f, a, label]), tk.Momentum(0.1, 0.5)
-    gradients = []
     for _ in range(3):
         gs = tk.gradient(lambda: (f.value**2 + jnp.sum(a.value**2)) * (label.value == "layer 1"), ps)
         assert gs[label] is None
-        gradients.append((float(gs[f]), np.asarray(gs[a])))
         tk.update_(opt, ps, gs)
-    np.testing.assert_allclose(f.value, momentum_by_hand(np.float32(1.0), [g for g, _ in gradients], 0.1, 0.5), rtol=1e-6)
-    np.testing.assert_allclose(a.value, momentum_by_hand(np.array([1.0, -2.0], np.float32), [g for _, g in gradients], 0.1, 0.5), rtol=1e-6)
+    # Oracle: Momentum by hand with the analytic gradients 2f and 2a.
+    by_hand = functools.partial(flux_by_hand, "Momentum", gradient=lambda x: 2 * x, steps=3, η=0.1, ρ=0.5)
+    np.testing.assert_allclose(f.value, by_hand(1.0), rtol=1e-6)
+    np.testing.assert_allclose(a.value, by_hand([1.0, -2.0]), rtol=1e-6)
     assert label.value == "layer 1"
