@@ -10,12 +10,24 @@ import numpy as np
 _DTYPE_PREFIXES = (("bfloat", "bf"), ("complex", "c"), ("float", "f"), ("uint", "u"), ("int", "i"))
 
 
+def _is_key(dtype: Any) -> bool:
+    try:
+        return bool(jax.numpy.issubdtype(dtype, jax.dtypes.prng_key))
+    except TypeError:  # not a dtype JAX knows
+        return False
+
+
 def describe(x: Any) -> str:
-    """``f32[3,3]``-style summary of an array's dtype and shape; the type's name for anything else."""
+    """``f32[3,3]``-style summary of an array's dtype and shape (``key<fry>[]`` for a key); else the type's name."""
     dtype = getattr(x, "dtype", None)
     if dtype is None:
         return type(x).__name__
-    short = np.dtype(dtype).name
+    if _is_key(dtype):
+        return f"{dtype}[{','.join(map(str, np.shape(x)))}]"
+    try:
+        short = np.dtype(dtype).name
+    except TypeError:  # a dtype attribute NumPy does not know
+        return type(x).__name__
     for long, abbrev in _DTYPE_PREFIXES:
         if short.startswith(long):
             short = abbrev + short[len(long):]
@@ -25,6 +37,8 @@ def describe(x: Any) -> str:
 
 def short_repr(x: Any, few: int = 3) -> str:
     """Arrays as ``f32[3,3] [1. 1. 1. …]``; containers recursively; the rest by ``repr``."""
+    if isinstance(x, jax.Array) and _is_key(x.dtype):
+        return describe(x)  # a PRNG key has no values to show (jax.random.key_data has its bits)
     if isinstance(x, (jax.Array, np.ndarray)):
         try:
             flat = np.ravel(np.asarray(x))

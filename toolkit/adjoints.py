@@ -166,7 +166,10 @@ def forward_mode_problem(f: Callable[..., Any], *args: Any, **kwargs: Any) -> st
         "Transpose rule (for reverse-mode differentiation) for 'min' not implemented"
     """
     if not is_adjoint(f):
-        raise TypeError(f"forward_mode_problem: {getattr(f, '__qualname__', f)!r} is not a @tk.adjoint function")
+        raise TypeError(
+            f"tk.adjoints.forward_mode_problem: {getattr(f, '__qualname__', f)!r} is not a @tk.adjoint function; "
+            f"pass a function decorated with @tk.adjoint."
+        )
     rule: _Rule = getattr(f, _RULE)
     call = rule.bind(args, kwargs)
     return rule.built(call).problem
@@ -182,7 +185,8 @@ class _Call:
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as error:
-            raise TypeError(f"{name}(): {error}") from None
+            short = name.rsplit(".", 1)[-1]
+            raise TypeError(f"{short}(): {error}; call it as its signature says: {short}{signature}") from None
         bound.apply_defaults()
         self.arguments = filters.Arguments.bound(signature, bound)
         self.operands, self.layout = filters.split(self.arguments.tree, filters.is_operand)
@@ -248,6 +252,14 @@ class _Rule:
             return built.function(call.operands)
         except jax.errors.UnexpectedTracerError as error:
             raise closure_error(self.name) from error
+        except TypeError as error:
+            if built.problem is None:  # the rule has a forward mode: the error is not about that
+                raise
+            raise TypeError(
+                f"tk.adjoint rule `{self.name}`: can't apply forward-mode autodiff (jax.jvp, jax.jacfwd) to it, "
+                f"because its pullback is not linear in Δ ({built.problem}). Use reverse mode (jax.grad, "
+                f"jax.vjp, tk.gradient), or make the pullback linear in Δ."
+            ) from error
 
 
 # --- the custom_jvp or custom_vjp built once per signature ----------------------------------------

@@ -5,7 +5,8 @@ The JAX counterparts of ChainRulesTestUtils' ``test_rrule`` and
 
 * Every float argument leaf (arrays, Python floats, the fields of structs, keyword
   arguments too) is cast to float64 and ``f`` runs with 64-bit types enabled; the
-  other arguments are held fixed.
+  other arguments are held fixed. The point must be finite (a NaN or inf element is
+  an error naming it: finite differences there mean nothing).
 * The reference is the finite-difference Jacobian ``J``, one central difference
   per input element: ``(f(x + h e_j) - f(x - h e_j)) / 2h`` with
   ``h = step * max(1, |x_j|)``. ``f`` is vmapped over the perturbations, so it
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import numbers
 from typing import Any, Callable
 
 import jax
@@ -60,9 +63,21 @@ class _Options:
     def validate(self, caller: str, name: str) -> None:
         for option, zero_allowed in (("atol", True), ("rtol", True), ("step", False)):
             value = getattr(self, option)
-            if not (np.isfinite(value) and (value > 0 or (zero_allowed and value == 0))):
-                bound = ">= 0" if zero_allowed else "> 0"
+            bound = ">= 0" if zero_allowed else "> 0"
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{caller}({name}): {option} must be a finite number {bound}, got {option}={value!r}")
+            number = float(value)
+            if not (math.isfinite(number) and (number > 0 or (zero_allowed and number == 0))):
                 raise ValueError(f"{caller}({name}): {option} must be finite and {bound}, got {option}={value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise TypeError(f"{caller}({name}): seed must be an integer >= 0, got seed={self.seed!r}")
+        if self.seed < 0:
+            raise ValueError(f"{caller}({name}): seed must be an integer >= 0, got seed={self.seed!r}")
+        for option in ("forward", "jit", "vmap"):
+            value = getattr(self, option)
+            if not isinstance(value, (bool, np.bool_)) and not (option == "forward" and value is None):
+                allowed = "True, False or None" if option == "forward" else "True or False"
+                raise TypeError(f"{caller}({name}): {option} must be {allowed}, got {option}={value!r}")
 
 
 def check_grad(
@@ -140,6 +155,7 @@ def _name(f: Any) -> str:
 
 
 def _check(caller: str, f: Callable, args: tuple, kwargs: dict, options: _Options) -> None:
+    filters.check_callable(caller, "f", f, "lambda x: jnp.sum(jnp.sin(x))")
     name = _name(f)
     options.validate(caller, name)
     with jax.enable_x64(True):
@@ -204,12 +220,17 @@ class _Problem:
         self.positions = [i for i, (_, leaf) in enumerate(flat) if filters.is_inexact(leaf)]
         self.inputs = _layout([(call.label(flat[i][0]), np.shape(flat[i][1])) for i in self.positions])
         if not self.inputs or self.inputs[-1].stop == 0:
-            raise TypeError(f"{caller}({name}): no argument has floating-point elements, so there is nothing to check.")
+            raise TypeError(
+                f"{caller}({name}): no argument has floating-point elements, so there is nothing to check; pass the "
+                f"point as floats, e.g. jnp.array([1., 2.])."
+            )
+        for leaf, position in zip(self.inputs, self.positions, strict=True):
+            _refuse_non_finite(f"{caller}({name})", leaf, np.asarray(self.leaves[position]))
         self.point = jnp.concatenate([jnp.ravel(self.leaves[p]) for p in self.positions])
         self.outputs = self._output_layout()
 
     def _output_layout(self) -> list[_Leaf]:
-        out = jax.eval_shape(lambda: self.f(*self.args, **self.kwargs))
+        out = jax.eval_shape(lambda: _array_output(self.caller, self.name, self.f(*self.args, **self.kwargs)))
         shapes = []
         for where, leaf in filters.labelled_leaves(out, "output"):
             if leaf.dtype != jnp.float64:
@@ -222,7 +243,10 @@ class _Problem:
         outputs = _layout(shapes)
         size = outputs[-1].stop if outputs else 0
         if size == 0:
-            raise TypeError(f"{self.caller}({self.name}): f returned no elements, so there is nothing to check.")
+            raise TypeError(
+                f"{self.caller}({self.name}): f returned no elements, so there is nothing to check; f must return "
+                f"float64 arrays (or a pytree of them) given float64 inputs."
+            )
         if self.point.size * size > _MAX_JACOBIAN:
             raise ValueError(
                 f"{self.caller}({self.name}): {self.point.size} input elements x {size} output elements is too "
@@ -237,7 +261,7 @@ class _Problem:
     def g(self, vector: jax.Array) -> jax.Array:
         """``f`` as a map from the flat float vector to the flat output vector."""
         leaves = list(self.leaves)
-        for leaf, position in zip(self.inputs, self.positions):
+        for leaf, position in zip(self.inputs, self.positions, strict=True):
             leaves[position] = vector[leaf.start : leaf.stop].reshape(leaf.shape)
         args, kwargs = jax.tree.unflatten(self.treedef, leaves)
         return jnp.concatenate([jnp.ravel(o) for o in jax.tree.leaves(self.f(*args, **kwargs))])
@@ -247,6 +271,29 @@ class _Problem:
 
     def jvp(self, point: jax.Array, tangent: jax.Array) -> jax.Array:
         return jax.jvp(self.g, (point,), (tangent,))[1]
+
+
+def _refuse_non_finite(where: str, leaf: _Leaf, values: np.ndarray) -> None:
+    """A ``ValueError`` naming the first NaN or infinite element of an input leaf."""
+    finite = np.isfinite(values).ravel()
+    if not finite.all():
+        first = int(np.argmin(finite))
+        raise ValueError(
+            f"{where}: {leaf.element(first)} is {values.ravel()[first]}; derivatives are checked at a finite point, "
+            f"so pass finite values."
+        )
+
+
+def _array_output(caller: str, name: str, out: Any) -> Any:
+    """``out`` after checking that its leaves are numbers or arrays of numbers (what JAX can return)."""
+    for where, leaf in filters.labelled_leaves(out, "output"):
+        if not filters.is_numeric(leaf):
+            what, _ = filters.non_numeric(leaf)
+            raise TypeError(
+                f"{caller}({name}): the {where} of f is {what}; f must return float64 arrays (or a pytree of them) "
+                f"given float64 inputs."
+            )
+    return out
 
 
 def _layout(shapes: list[tuple[str, tuple[int, ...]]]) -> list[_Leaf]:

@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from toolkit._show import describe
+
 __all__ = [
     "is_array",
     "is_inexact",
@@ -44,6 +46,10 @@ __all__ = [
     "labelled_leaves",
     "Arguments",
     "refuse_opaque",
+    "is_opaque",
+    "is_numeric",
+    "non_numeric",
+    "check_callable",
 ]
 
 ARRAYS = (jax.Array, np.ndarray, np.generic)
@@ -100,6 +106,56 @@ def is_operand(leaf: Any) -> bool:
     return is_array(leaf) or is_inexact(leaf)
 
 
+def _is_prng_key(leaf: Any) -> bool:
+    dtype = getattr(leaf, "dtype", None)
+    try:
+        return dtype is not None and bool(jnp.issubdtype(dtype, jax.dtypes.prng_key))
+    except TypeError:  # a dtype JAX does not know (NumPy object or string arrays)
+        return False
+
+
+def is_numeric(leaf: Any) -> bool:
+    """True for numbers and arrays of numbers (booleans, integers, floats, complex), not strings, objects or PRNG keys.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from toolkit.filters import is_numeric
+        >>> is_numeric(jnp.arange(2)), is_numeric(True), is_numeric("a"), is_numeric(jax.random.key(0))
+        (True, True, False, False)
+    """
+    if isinstance(leaf, numbers.Number):
+        return True
+    if not isinstance(leaf, ARRAYS) or _is_prng_key(leaf):
+        return False
+    return np.dtype(leaf.dtype).kind in "biufcV"  # V: ml_dtypes' bfloat16 and float8 types
+
+
+def non_numeric(leaf: Any) -> tuple[str, str]:
+    """What a leaf that is not a number or an array of numbers is, and how to fix it: ``("a str", "make it ...")``."""
+    if _is_prng_key(leaf):
+        return (
+            f"a PRNG key array ({describe(leaf)})",
+            "a key has no numeric value: keep it out of the tree, or pass jax.random.key_data(key) for its bits",
+        )
+    if isinstance(leaf, ARRAYS):
+        return (
+            f"a NumPy array of dtype {leaf.dtype} ({describe(leaf)})",
+            "convert it to numbers first, e.g. np.asarray(x, dtype=float)",
+        )
+    if isinstance(leaf, (set, frozenset)):
+        return (
+            f"a {type(leaf).__name__}",
+            "a set is not a pytree: use a list or tuple, or make it a static field (tk.field(static=True))",
+        )
+    return f"a {type(leaf).__name__}", "make it a static field (tk.field(static=True)) or leave it out of the tree"
+
+
+def check_callable(caller: str, name: str, value: Any, example: str) -> None:
+    """A ``TypeError`` naming the argument unless ``value`` is callable."""
+    if not callable(value):
+        raise TypeError(f"{caller}: {name} must be a function, such as {example}; got {describe(value)}.")
+
+
 def partition(tree: Any, predicate: Callable[[Any], bool] = is_inexact) -> tuple[Any, Any]:
     """Split ``tree`` into two trees of its structure: the leaves that pass ``predicate``, and the rest.
 
@@ -111,6 +167,7 @@ def partition(tree: Any, predicate: Callable[[Any], bool] = is_inexact) -> tuple
         >>> partition((jnp.ones(2), 3))
         ((Array([1., 1.], dtype=float32), None), (None, 3))
     """
+    check_callable("tk.tree.partition", "predicate", predicate, "tk.tree.is_differentiable (leaf -> bool)")
     leaves, treedef = jax.tree.flatten(tree)
     chosen = [bool(predicate(leaf)) for leaf in leaves]
     kept = [leaf if c else None for leaf, c in zip(leaves, chosen)]
@@ -130,7 +187,23 @@ def combine(*trees: Any) -> Any:
     def first(*leaves: Any) -> Any:
         return next((leaf for leaf in leaves if leaf is not None), None)
 
-    return jax.tree.map(first, *trees, is_leaf=lambda leaf: leaf is None)
+    def is_hole(leaf: Any) -> bool:
+        return leaf is None
+
+    if not trees:
+        raise TypeError(
+            "tk.tree.combine: no trees given; pass the trees tk.tree.partition made: "
+            "tk.tree.combine(*tk.tree.partition(tree))."
+        )
+    structure = jax.tree.structure(trees[0], is_leaf=is_hole)
+    for i, other in enumerate(trees[1:], start=2):
+        if jax.tree.structure(other, is_leaf=is_hole) != structure:
+            raise ValueError(
+                f"tk.tree.combine: tree {i} does not have the structure of tree 1 (None standing for a leaf):\n"
+                f"  {structure}\n  {jax.tree.structure(other, is_leaf=is_hole)}\n"
+                f"combine merges trees of one structure, as tk.tree.partition makes them."
+            )
+    return jax.tree.map(first, *trees, is_leaf=is_hole)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,6 +335,11 @@ _PASSIVE = (str, bytes, numbers.Number, type, enum.Enum, types.FunctionType, typ
             types.MethodType, types.ModuleType, type(Ellipsis), slice)
 
 
+def is_opaque(leaf: Any) -> bool:
+    """True for an object JAX cannot look inside that is not plainly a constant (see :func:`refuse_opaque`)."""
+    return not (is_array(leaf) or isinstance(leaf, _PASSIVE) or callable(leaf))
+
+
 def refuse_opaque(caller: str, labelled: list[tuple[str, Any]]) -> None:
     """A ``TypeError`` if a leaf is an object JAX cannot look inside (and so would never differentiate).
 
@@ -270,8 +348,13 @@ def refuse_opaque(caller: str, labelled: list[tuple[str, Any]]) -> None:
     callables, classes and enum members are fine.
     """
     for label, leaf in labelled:
-        if is_array(leaf) or isinstance(leaf, _PASSIVE) or callable(leaf):
+        if not is_opaque(leaf):
             continue
+        if isinstance(leaf, (set, frozenset)):
+            raise TypeError(
+                f"{caller}: {label} is a {type(leaf).__name__}, which JAX sees as one opaque value (a set is not a "
+                f"pytree), so its elements would get no gradient. Pass a list or tuple instead."
+            )
         kind = "dataclass" if dataclasses.is_dataclass(leaf) else "class"
         name = type(leaf).__name__
         raise TypeError(

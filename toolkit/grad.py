@@ -21,6 +21,7 @@ All of these are pure functions of their arguments, so they compose with
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import jax
@@ -38,7 +39,8 @@ class _Split:
     """The arguments of a call split into their differentiable leaves and everything else."""
 
     def __init__(self, caller: str, f: Callable, args: tuple[Any, ...]):
-        labelled = filters.Arguments.of(f, args).labelled_leaves()
+        self.arguments = filters.Arguments.of(f, args)
+        labelled = self.arguments.labelled_leaves()
         _refuse_boxes(caller, labelled)
         filters.refuse_opaque(caller, labelled)
         parts = [filters.partition(arg) for arg in args]
@@ -60,18 +62,23 @@ class _Split:
         return tuple(r if has else None for r, has in zip(results, self.has_grad))
 
     def refuse_complex(self, caller: str) -> None:
-        for i, diff in enumerate(self.diff):
-            for label, leaf in filters.labelled_leaves(diff, f"argument {i + 1}"):
-                if jnp.iscomplexobj(leaf):
-                    raise TypeError(
-                        f"{caller}: {label} is complex ({describe(jnp.asarray(leaf))}); {caller} takes real "
-                        f"arguments. Differentiate the real and imaginary parts as two real arrays, or use "
-                        f"jax.jacrev/jax.jacfwd(..., holomorphic=True) for a holomorphic function."
-                    )
+        for path, leaf in jax.tree_util.tree_flatten_with_path(self.arguments.tree)[0]:
+            if filters.is_inexact(leaf) and jnp.iscomplexobj(leaf):
+                raise TypeError(
+                    f"{caller}: argument {path[1].idx + 1} is complex ({describe(jnp.asarray(leaf))}): "
+                    f"{self.arguments.label(path)} must be real, as {caller} takes real arguments. Differentiate "
+                    f"the real and imaginary parts as two real arrays, or use "
+                    f"jax.jacrev/jax.jacfwd(..., holomorphic=True) for a holomorphic function."
+                )
 
 
 def _refuse_boxes(caller: str, labelled: list[tuple[str, Any]]) -> None:
     for label, leaf in labelled:
+        if isinstance(leaf, Params):
+            raise TypeError(
+                f"{caller}: {label} is a tk.Params; implicit parameters work with tk.gradient, tk.withgradient and "
+                f"tk.pullback (as their only argument). Pass the boxes' values instead: {caller}(f, z.value)."
+            )
         if isinstance(leaf, Param):
             raise TypeError(
                 f"{caller}: {label} is a tk.Param box. Differentiate with respect to boxes through a tk.Params "
@@ -86,6 +93,74 @@ def _nothing_to_differentiate(caller: str, labelled: list[tuple[str, Any]]) -> T
         f"{caller}: no argument holds floating-point values, so there is nothing to differentiate ({shown}). "
         f"Pass floats: jnp.array([1., 2., 3.]) rather than jnp.array([1, 2, 3]), or x.astype(jnp.float32)."
     )
+
+
+def _explicit_only(caller: str, args: tuple[Any, ...]) -> None:
+    """A clear error for a ``tk.Params`` passed where only explicit arguments are taken."""
+    for i, arg in enumerate(args):
+        if isinstance(arg, Params):
+            raise TypeError(
+                f"{caller}: argument {i + 1} is a tk.Params; implicit parameters work with tk.gradient, "
+                f"tk.withgradient and tk.pullback (as their only argument). Pass the boxes' values instead: "
+                f"{caller}(f, z.value)."
+            )
+
+
+def _check_f(caller: str, f: Any, count: int, implicit: bool = False) -> None:
+    """A clear error unless ``f`` is a function that accepts ``count`` positional arguments."""
+    filters.check_callable(caller, "f", f, "lambda x: jnp.sum(x ** 2)")
+    try:
+        signature = inspect.signature(f)
+    except (TypeError, ValueError):
+        return  # a builtin without a signature: the call itself tells
+    try:
+        signature.bind(*range(count))
+    except TypeError:
+        name = getattr(f, "__name__", "f")
+        if implicit:
+            raise TypeError(
+                f"{caller}: with a tk.Params, f is called with no arguments (it reads the boxes' .value), but "
+                f"{name}{signature} does not accept that; write {caller}(lambda: loss(z.value), ps)."
+            ) from None
+        raise TypeError(
+            f"{caller}: f is called with the {count} argument{'s' if count != 1 else ''} given after it, but "
+            f"{name}{signature} does not accept {count}; pass one value per parameter of f (bind others with "
+            f"functools.partial or a lambda)."
+        ) from None
+
+
+def _float_outputs(caller: str, g: Callable) -> Callable:
+    """``g`` checked to return real floating-point arrays (or a pytree of them)."""
+
+    def checked(*args: Any) -> Any:
+        out = g(*args)
+        labelled = filters.labelled_leaves(out, "output")
+        if not labelled:
+            raise TypeError(
+                f"{caller}: the output of f is {describe(out)}, with no arrays; f must return real "
+                f"floating-point arrays (or a pytree of them)."
+            )
+        for where, leaf in labelled:
+            if not filters.is_inexact(leaf) or jnp.iscomplexobj(leaf):
+                raise TypeError(
+                    f"{caller}: the {where} of f is {describe(leaf)}; f must return real floating-point arrays "
+                    f"(or a pytree of them): cast with .astype(jnp.float32), or return other results separately."
+                )
+        return out
+
+    return checked
+
+
+def _check_cotangent(where: str, d: Any, o: Any) -> None:
+    """A clear error unless the cotangent leaf ``d`` suits the output leaf ``o``."""
+    like = f"pass a Δ shaped like f's output ({describe(o)}), e.g. jnp.ones_like(y)"
+    if not filters.is_numeric(d):
+        what, _ = filters.non_numeric(d)
+        raise TypeError(f"tk.pullback: {where} is {what}, not an array; {like}.")
+    if np.shape(d) != np.shape(o):
+        raise ValueError(f"tk.pullback: {where} has shape {np.shape(d)} where f's output has {describe(o)}; {like}.")
+    if jnp.iscomplexobj(d) and not jnp.iscomplexobj(o):  # the cast would drop the imaginary part
+        raise TypeError(f"tk.pullback: {where} is {describe(jnp.asarray(d))}, but f's output is {describe(o)}; {like}.")
 
 
 def zygote_convention(tree: Any) -> Any:
@@ -124,10 +199,16 @@ def _implicit(caller: str, args: tuple[Any, ...]) -> Params | None:
 
 def _value_and_gradient(caller: str, f: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, Any]:
     """What :func:`withgradient` returns; ``caller`` names the public function in errors."""
-    ps = _implicit(caller, args)
-    if ps is not None:  # Zygote's implicit form: gradient(() -> loss, ps)
-        value, grads = _value_and_gradient(caller, lambda *values: ps.call_with(values, f), ps.values())
-        return value, Grads(ps, grads)
+    params = _implicit(caller, args)
+    if params is not None:  # Zygote's implicit form: gradient(() -> loss, ps)
+        _check_f(caller, f, 0, implicit=True)
+
+        def of_boxes(*ps: Any) -> Any:  # named so that errors call the boxes' values ps[0], ps[1], ...
+            return params.call_with(ps, f)
+
+        value, grads = _value_and_gradient(caller, of_boxes, params.values())
+        return value, Grads(params, grads)
+    _check_f(caller, f, len(args))
     split = _Split(caller, f, args)
     g = _real_scalar(caller, split.closed(f))
     if not args:
@@ -182,23 +263,27 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tu
         >>> back(jnp.array([1.0, 10.0]))
         (Array([ 3., 30.], dtype=float32),)
     """
-    ps = _implicit("tk.pullback", args)
-    if ps is not None:  # Zygote's implicit form: pullback(() -> y, ps); back(Δ) gives Grads
-        out, back_values = pullback(lambda *values: ps.call_with(values, f), *ps.values())
-        return out, lambda Δ: Grads(ps, back_values(Δ))
+    params = _implicit("tk.pullback", args)
+    if params is not None:  # Zygote's implicit form: pullback(() -> y, ps); back(Δ) gives Grads
+        _check_f("tk.pullback", f, 0, implicit=True)
+
+        def of_boxes(*ps: Any) -> Any:  # named so that errors call the boxes' values ps[0], ps[1], ...
+            return params.call_with(ps, f)
+
+        out, back_values = pullback(of_boxes, *params.values())
+        return out, lambda Δ: Grads(params, back_values(Δ))
+    _check_f("tk.pullback", f, len(args))
     split = _Split("tk.pullback", f, args)
     out, vjp = jax.vjp(split.closed(f), *split.diff)
     out_leaves, out_tree = jax.tree.flatten(out)
 
     def back(Δ: Any) -> tuple[Any, ...]:
-        leaves, Δ_tree = jax.tree.flatten(Δ)
+        labelled, Δ_tree = jax.tree_util.tree_flatten_with_path(Δ)
         if Δ_tree != out_tree:
             raise ValueError(f"tk.pullback: Δ must have the structure of f's output:\n  {out_tree}\ngot\n  {Δ_tree}")
-        for o, d in zip(out_leaves, leaves):
-            if np.shape(d) != np.shape(o):
-                raise ValueError(f"tk.pullback: Δ has shape {np.shape(d)} where f's output has {describe(o)}")
-            if jnp.iscomplexobj(d) and not jnp.iscomplexobj(o):  # the cast below would drop the imaginary part
-                raise TypeError(f"tk.pullback: Δ is {describe(jnp.asarray(d))}, but f's output is {describe(o)}")
+        leaves = [d for _, d in labelled]
+        for o, (path, d) in zip(out_leaves, labelled, strict=True):
+            _check_cotangent(filters.keystr(path, "Δ"), d, o)
         cast = [jnp.asarray(d, dtype=jnp.result_type(o)) for o, d in zip(out_leaves, leaves)]
         return split.slots(zygote_convention(vjp(zygote_convention(jax.tree.unflatten(out_tree, cast)))))
 
@@ -217,9 +302,11 @@ def jacobian(f: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
         (Array([[2., 0.],
                [0., 4.]], dtype=float32),)
     """
+    _explicit_only("tk.jacobian", args)
+    _check_f("tk.jacobian", f, len(args))
     split = _Split("tk.jacobian", f, args)
     split.refuse_complex("tk.jacobian")
-    g = split.closed(f)
+    g = _float_outputs("tk.jacobian", split.closed(f))
     return tuple(jax.jacrev(g, argnums=i)(*split.diff) if has else None for i, has in enumerate(split.has_grad))
 
 
@@ -232,6 +319,8 @@ def hessian(f: Callable[..., Any], x: Any) -> Any:
         Array([[ 6.,  0.],
                [ 0., 12.]], dtype=float32)
     """
+    _explicit_only("tk.hessian", (x,))
+    _check_f("tk.hessian", f, 1)
     split = _Split("tk.hessian", f, (x,))
     split.refuse_complex("tk.hessian")
     return jax.hessian(_real_scalar("tk.hessian", split.closed(f)))(split.diff[0])

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable, TypeVar
 
-from toolkit._show import short_repr
+from toolkit._show import describe, short_repr
 
 __all__ = ["Param", "Params", "Grads"]
 
@@ -37,6 +37,10 @@ def _not_an_array(usage: str) -> Callable[..., Any]:
         )
 
     return refuse
+
+
+def _what(x: Any) -> str:
+    return f"a {type(x).__name__} ({describe(x)})" if hasattr(x, "dtype") else f"a {type(x).__name__}"
 
 
 class Param:
@@ -85,6 +89,11 @@ class Params:
     """
 
     def __init__(self, params: Iterable[Param] = ()):
+        if isinstance(params, Param) or not isinstance(params, Iterable):
+            raise TypeError(
+                f"tk.Params takes a list of tk.Param boxes, got {_what(params)}; write tk.Params([z]) "
+                f"(with z = tk.Param(x)), or tk.Params([z1, z2]) for several."
+            )
         self._boxes: list[Param] = []
         for p in params:
             self.append(p)
@@ -93,8 +102,9 @@ class Params:
         """Add a box (Julia's ``push!``); a box already present is not added twice."""
         if not isinstance(p, Param):
             raise TypeError(
-                f"tk.Params holds tk.Param boxes, got a {type(p).__name__}. JAX arrays are immutable, "
-                f"so wrap the value in a box and read it through the box: z = tk.Param(x); loss uses z.value."
+                f"tk.Params holds tk.Param boxes, got a {type(p).__name__}"
+                f"{f' ({describe(p)})' if hasattr(p, 'dtype') else ''}. JAX arrays are immutable, so wrap the value "
+                f"in a box and read it through the box: z = tk.Param(x), then tk.Params([z]); loss uses z.value."
             )
         if not any(p is q for q in self._boxes):
             self._boxes.append(p)
@@ -120,9 +130,14 @@ class Params:
 
     def assign(self, values: Iterable[Any]) -> None:
         """Write ``values`` into the boxes, in order (one value per box)."""
+        if not isinstance(values, Iterable):
+            raise TypeError(f"tk.Params.assign: values must be a sequence with one value per box, got {_what(values)}.")
         values = tuple(values)
         if len(values) != len(self._boxes):
-            raise ValueError(f"Params.assign: got {len(values)} values for {len(self._boxes)} boxes.")
+            raise ValueError(
+                f"tk.Params.assign: got {len(values)} values for {len(self._boxes)} boxes; "
+                f"pass one value per box, in order."
+            )
         for p, v in zip(self._boxes, values):
             p.value = v
 
@@ -140,6 +155,10 @@ class Params:
             >>> float(ps.call_with((jnp.array(5.0),), lambda: z.value * 2)), float(z.value)
             (10.0, 1.0)
         """
+        if not callable(f):
+            raise TypeError(
+                f"tk.Params.call_with: f must be a function to call, such as lambda: loss(z.value); got {_what(f)}."
+            )
         saved = self.values()
         self.assign(values)
         try:
@@ -163,9 +182,17 @@ class Grads(Mapping):
     """
 
     def __init__(self, params: Params, grads: Iterable[Any]):
+        if not isinstance(params, Params) or not isinstance(grads, Iterable):
+            raise TypeError(
+                f"tk.Grads: params must be a tk.Params and grads a sequence, got {_what(params)} and {_what(grads)}; "
+                f"a Grads is what tk.gradient(f, ps) returns."
+            )
         grads = tuple(grads)
         if len(grads) != len(params):
-            raise ValueError(f"tk.Grads: got {len(grads)} gradients for {len(params)} parameters.")
+            raise ValueError(
+                f"tk.Grads: got {len(grads)} gradients for {len(params)} parameters; "
+                f"pass one gradient per box of params."
+            )
         self.params = params
         self._boxes = tuple(params)  # as they were: boxes appended to params later have no gradient here
         self._by_id = {id(p): g for p, g in zip(self._boxes, grads)}
@@ -173,7 +200,7 @@ class Grads(Mapping):
     def __getitem__(self, p: Param) -> Any:
         if not any(p is q for q in self._boxes):
             raise KeyError(
-                f"{p!r} is not one of the Params this gradient was taken with; "
+                f"tk.Grads: {short_repr(p)} is not one of the Params this gradient was taken with; "
                 f"add it to the Params passed to tk.gradient."
             )
         return self._by_id[id(p)]

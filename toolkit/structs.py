@@ -29,6 +29,7 @@ import jax
 import numpy as np
 
 from toolkit._show import describe, short_repr
+from toolkit.filters import is_numeric, non_numeric
 
 __all__ = ["field", "is_struct", "struct"]
 
@@ -66,11 +67,34 @@ def field(
         >>> Scaled(jnp.ones(2)).unit
         'm'
     """
+    _check_field_options(static, default, default_factory, init, kw_only, kwargs)
     metadata = dict(kwargs.pop("metadata", None) or {})
     metadata[_STATIC] = static
     return dataclasses.field(
         default=default, default_factory=default_factory, init=init, kw_only=kw_only, metadata=metadata, **kwargs
     )
+
+
+_FIELD_OPTIONS = ("repr", "hash", "compare", "metadata")
+
+
+def _check_field_options(static, default, default_factory, init, kw_only, kwargs: dict[str, Any]) -> None:
+    for name, value in (("static", static), ("init", init), ("kw_only", kw_only)):
+        if value is not _MISSING and not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"tk.field: {name} must be True or False, got {value!r}.")
+    if default is not _MISSING and default_factory is not _MISSING:
+        raise ValueError("tk.field: both default and default_factory were given; pass only one of them.")
+    if default_factory is not _MISSING and not callable(default_factory):
+        raise TypeError(
+            f"tk.field: default_factory must be a function that makes the default (e.g. default_factory=list), "
+            f"got {describe(default_factory)}; for a fixed value use default=..."
+        )
+    unknown = sorted(set(kwargs) - set(_FIELD_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"tk.field: unknown option {', '.join(map(repr, unknown))}; tk.field takes static, default, "
+            f"default_factory, init, kw_only, {', '.join(_FIELD_OPTIONS)}."
+        )
 
 
 def is_struct(x: Any) -> bool:
@@ -120,9 +144,16 @@ def struct(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
         >>> (2 * x + 1).a
         Array([3., 3.], dtype=float32)
     """
+    if not isinstance(kw_only, (bool, np.bool_)):
+        raise TypeError(f"tk.struct: kw_only must be True or False, got {kw_only!r}.")
     if cls is None:
         return functools.partial(struct, kw_only=kw_only)
-    return _make_struct(cls, kw_only=kw_only, init=True)
+    if not isinstance(cls, type):
+        raise TypeError(
+            f"tk.struct: expected a class to decorate, got {describe(cls)}; write @tk.struct (or "
+            f"@tk.struct(kw_only=True)) on the line above a class statement."
+        )
+    return _make_struct(cls, kw_only=bool(kw_only), init=True)
 
 
 # --- making a class a struct ----------------------------------------------------
@@ -330,23 +361,33 @@ def _check_fields(x: Any) -> None:
                 f"({value!r}); use a tuple instead of a list, or make it a data field."
             ) from None
     for f in data:
-        if isinstance(getattr(x, f), str):
-            raise TypeError(
-                f"{name}.{f}: a string cannot be a data field (JAX cannot trace it); "
-                f"declare it with tk.field(static=True)."
-            )
+        for path, leaf in jax.tree_util.tree_flatten_with_path(getattr(x, f))[0]:
+            if isinstance(leaf, (str, bytes)):
+                raise TypeError(
+                    f"{name}.{f}{jax.tree_util.keystr(path)}: a string cannot be a data field (JAX cannot trace it); "
+                    f"declare it with tk.field(static=True)."
+                )
 
 
 # --- arithmetic -----------------------------------------------------------------
 
 _ARRAY_LIKE = (numbers.Number, np.ndarray, np.generic, jax.Array)
+_BUILTINS = (list, tuple, dict, set, frozenset, str, bytes, type(None))  # their reflected operators never take a struct
 
 
-def _leafwise(op: Callable, x: Any, other: Any, path: str, reflected: bool) -> Any:
+def _refuse_non_numeric(where: str, leaf: Any, symbol: str) -> None:
+    if not is_numeric(leaf):
+        what, fix = non_numeric(leaf)
+        raise TypeError(f"{where}: this leaf is {what}, which struct arithmetic ({symbol}) cannot use; {fix}.")
+
+
+def _leafwise(op: Callable, symbol: str, x: Any, other: Any, path: str, reflected: bool) -> Any:
     """Apply ``op`` between every leaf of ``x`` and the array-like ``other``."""
 
     def apply(key_path, leaf):
-        _check_broadcast(path + jax.tree_util.keystr(key_path), leaf, other)
+        where = path + jax.tree_util.keystr(key_path)
+        _refuse_non_numeric(where, leaf, symbol)
+        _check_broadcast(where, leaf, other)
         return op(other, leaf) if reflected else op(leaf, other)
 
     return jax.tree_util.tree_map_with_path(apply, x)
@@ -388,24 +429,43 @@ def _pairwise_field(op: Callable, symbol: str, a: Any, b: Any, path: str) -> Any
         raise ValueError(f"{path}: tree structures differ ({tree_a} vs {tree_b})")
     out = []
     for (key_path, leaf_a), leaf_b in zip(leaves_a, leaves_b):
-        _check_broadcast(path + jax.tree_util.keystr(key_path), leaf_a, leaf_b)
+        where = path + jax.tree_util.keystr(key_path)
+        _refuse_non_numeric(where, leaf_a, symbol)
+        _refuse_non_numeric(where, leaf_b, symbol)
+        _check_broadcast(where, leaf_a, leaf_b)
         out.append(op(leaf_a, leaf_b))
     return jax.tree_util.tree_unflatten(tree_a, out)
 
 
-def _dispatch(op: Callable, symbol: str, self: Any, other: Any, reflected: bool) -> Any:
+def _dispatch(op: Callable, symbol: str, dunder: str, self: Any, other: Any, reflected: bool) -> Any:
     name = type(self).__name__
     if is_struct(other):  # errors name the left operand's type (Python tries a subclass's reflected method first)
         if reflected:
             return _pairwise(op, symbol, other, self, type(other).__name__)
         return _pairwise(op, symbol, self, other, name)
-    if isinstance(other, _ARRAY_LIKE):
+    if isinstance(other, _ARRAY_LIKE) and is_numeric(other):
         data, static = getattr(type(self), _FIELDS)
         values = {f: getattr(self, f) for f in static}
         for f in data:
-            values[f] = _leafwise(op, getattr(self, f), other, f"{name}.{f}", reflected)
+            values[f] = _leafwise(op, symbol, getattr(self, f), other, f"{name}.{f}", reflected)
         return _new(type(self), values)
-    return NotImplemented
+    if not reflected and hasattr(type(other), f"__r{dunder}__") and not isinstance(other, _ARRAY_LIKE + _BUILTINS):
+        return NotImplemented  # Python asks other's reflected method next, as for any other type
+    raise _unsupported(name, symbol, other, reflected)
+
+
+def _unsupported(name: str, symbol: str, other: Any, reflected: bool) -> TypeError:
+    """Why ``other`` cannot meet the struct ``name`` in arithmetic, and what to pass instead."""
+    kind = type(other).__name__
+    left, right = (kind, name) if reflected else (name, kind)
+    if isinstance(other, _ARRAY_LIKE):
+        what, fix = non_numeric(other)
+        return TypeError(f"{name}: cannot compute {left} {symbol} {right}: the other operand is {what}; {fix}.")
+    hint = f" (convert the {kind} with jnp.asarray(...))" if isinstance(other, (list, tuple)) else ""
+    return TypeError(
+        f"{name}: cannot compute {left} {symbol} {right} (unsupported operand type(s) for {symbol}); struct "
+        f"arithmetic takes a struct of the same type, a number or an array{hint}."
+    )
 
 
 def _replace(self: Any, changes: dict[str, Any]) -> Any:
@@ -435,12 +495,12 @@ _BINARY = (
 )
 
 
-def _binary(op: Callable, symbol: str) -> tuple[Callable, Callable]:
+def _binary(op: Callable, symbol: str, dunder: str) -> tuple[Callable, Callable]:
     def forward(self, other):
-        return _dispatch(op, symbol, self, other, reflected=False)
+        return _dispatch(op, symbol, dunder, self, other, reflected=False)
 
     def reflected(self, other):
-        return _dispatch(op, symbol, self, other, reflected=True)
+        return _dispatch(op, symbol, dunder, self, other, reflected=True)
 
     forward.__doc__ = f"``self {symbol} other`` field by field; ``other`` is a struct of this type or an array-like."
     reflected.__doc__ = f"``other {symbol} self`` field by field; ``other`` is an array-like."
@@ -481,7 +541,7 @@ def _methods(cls: type) -> dict[str, Any]:
         "__abs__": _unary(abs, "abs(x)"),
     }
     for name, op, symbol in _BINARY:
-        methods[f"__{name}__"], methods[f"__r{name}__"] = _binary(op, symbol)
+        methods[f"__{name}__"], methods[f"__r{name}__"] = _binary(op, symbol, name)
     methods = {name: _named(method, cls, name) for name, method in methods.items()}
     # NumPy arrays on the left would otherwise broadcast over the struct as an
     # object; None makes them defer to our reflected operators.

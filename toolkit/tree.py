@@ -20,7 +20,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toolkit.filters import combine, is_inexact, keystr, partition  # partition, combine: re-exported as tk.tree's
+from toolkit._show import describe
+from toolkit.filters import (  # partition, combine: re-exported as tk.tree's
+    check_callable,
+    combine,
+    is_inexact,
+    is_numeric,
+    keystr,
+    non_numeric,
+    partition,
+)
 
 __all__ = [
     "map",
@@ -36,7 +45,6 @@ __all__ = [
     "combine",
 ]
 
-_ARRAY_TYPES = (numbers.Number, np.ndarray, np.generic, jax.Array)
 
 
 def _leaves(x: Any, caller: str) -> list[Any]:
@@ -44,32 +52,53 @@ def _leaves(x: Any, caller: str) -> list[Any]:
     return [leaf for _, leaf in _checked_flatten(x, caller)[0]]
 
 
-def _checked_flatten(x: Any, caller: str) -> tuple[list[tuple[Any, Any]], Any]:
-    """``x`` flattened with paths, each leaf checked to be a number or an array."""
+def _checked_flatten(x: Any, caller: str, name: str = "") -> tuple[list[tuple[Any, Any]], Any]:
+    """``x`` flattened with paths, each leaf checked to be a number or an array; ``name``: which argument ``x`` is."""
     flat, treedef = jax.tree_util.tree_flatten_with_path(x)
     for path, leaf in flat:
-        if not isinstance(leaf, _ARRAY_TYPES) or not _numeric(leaf):
+        if not is_numeric(leaf):
+            what, fix = non_numeric(leaf)
+            of = f" of {name}" if name else ""
             raise TypeError(
-                f"tk.tree.{caller}: the leaf at {keystr(path)} is a "
-                f"{type(leaf).__name__}, not a number or array; make it a static field "
-                f"(tk.field(static=True)) or leave it out of the tree."
+                f"tk.tree.{caller}: the leaf at {keystr(path)}{of} is {what}, not a number or array; {fix}."
             )
     return flat, treedef
 
 
 def _paired_leaves(x: Any, y: Any, caller: str) -> list[tuple[str, Any, Any]]:
     """Leaves of two trees side by side, after checking structures and shapes agree."""
-    flat_x, tree_x = _checked_flatten(x, caller)
-    flat_y, tree_y = _checked_flatten(y, caller)
+    flat_x, tree_x = _checked_flatten(x, caller, "x")
+    flat_y, tree_y = _checked_flatten(y, caller, "y")
     if tree_x != tree_y:
-        raise ValueError(f"tk.tree.{caller}: tree structures differ:\n  {tree_x}\n  {tree_y}")
+        raise ValueError(
+            f"tk.tree.{caller}: tree structures differ:\n  x: {tree_x}\n  y: {tree_y}\n"
+            f"x and y must have the same structure (the same containers, dict keys, struct types and static fields)."
+        )
     pairs = []
     for (path, a), (_, b) in zip(flat_x, flat_y):
         where = keystr(path)
         if np.shape(a) != np.shape(b):
-            raise ValueError(f"tk.tree.{caller}: shapes differ at {where}: {np.shape(a)} vs {np.shape(b)}")
+            raise ValueError(
+                f"tk.tree.{caller}: shapes differ at {where}: {np.shape(a)} vs {np.shape(b)}; x and y must have the "
+                f"same shape leaf by leaf (they are not broadcast)."
+            )
         pairs.append((where, a, b))
     return pairs
+
+
+def _check_number(caller: str, name: str, value: Any, lowest: float, hint: str) -> None:
+    """A clear error unless ``value`` is a real number (not a bool) ``>= lowest``; NaN is refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"tk.tree.{caller}: {name} must be a real number {hint}, a Python number known before tracing; "
+            f"got {_shown(value)}."
+        )
+    if not float(value) >= lowest:
+        raise ValueError(f"tk.tree.{caller}: {name} must be {hint}, got {name}={value!r}.")
+
+
+def _shown(value: Any) -> str:
+    return describe(value) if hasattr(value, "dtype") else repr(value)
 
 
 def map(f: Callable, x: Any, *rest: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:
@@ -80,11 +109,17 @@ def map(f: Callable, x: Any, *rest: Any, is_leaf: Callable[[Any], bool] | None =
         >>> tk.tree.map(jnp.sqrt, {"a": jnp.array(4.0)})
         {'a': Array(2., dtype=float32, weak_type=True)}
     """
+    check_callable("tk.tree.map", "f", f, "jnp.sqrt (applied to each leaf)")
+    if is_leaf is not None:
+        check_callable("tk.tree.map", "is_leaf", is_leaf, "tk.is_struct (leaf -> bool), or None")
     tree = jax.tree.structure(x, is_leaf=is_leaf)
     for i, other in enumerate(rest, start=2):
         other_tree = jax.tree.structure(other, is_leaf=is_leaf)
         if other_tree != tree:
-            raise ValueError(f"tk.tree.map: argument {i} has a different structure:\n  {tree}\n  {other_tree}")
+            raise ValueError(
+                f"tk.tree.map: argument {i} has a different structure:\n  {tree}\n  {other_tree}\n"
+                f"every tree after x must have the structure of x."
+            )
     return jax.tree.map(f, x, *rest, is_leaf=is_leaf)
 
 
@@ -120,7 +155,11 @@ def size(x: Any) -> int:
         >>> tk.tree.size({"a": jnp.ones((2, 3)), "b": 1.0})
         7
     """
-    return builtins.sum(math.prod(np.shape(leaf)) for leaf in _leaves(x, "size"))
+    return _size(x, "size")
+
+
+def _size(x: Any, caller: str) -> int:
+    return builtins.sum(math.prod(np.shape(leaf)) for leaf in _leaves(x, caller))
 
 
 def mean(x: Any) -> jax.Array:
@@ -131,9 +170,12 @@ def mean(x: Any) -> jax.Array:
         >>> tk.tree.mean((jnp.array([1.0, 2.0]), jnp.array(6.0)))
         Array(3., dtype=float32)
     """
-    n = size(x)
+    n = _size(x, "mean")
     if n == 0:
-        raise ValueError("tk.tree.mean: the tree has no elements, so its mean is undefined")
+        raise ValueError(
+            "tk.tree.mean: the tree has no elements, so its mean is undefined; pass a tree with at least one element "
+            "(tk.tree.sum of an empty tree is 0)."
+        )
     return sum(x) / n
 
 
@@ -152,7 +194,7 @@ def dot(x: Any, y: Any) -> jax.Array:
 def norm(x: Any, p: float = 2) -> jax.Array:
     """The ``p``-norm of all elements together (``p`` ≥ 1 or ``inf``; default 2), as a float.
 
-    The 2-norm has gradient zero (not NaN) at the zero tree, so it is safe in a loss.
+    The 2-norm has gradient zero (not NaN) at the zero tree, so it is safe in a loss; a NaN element gives NaN.
     Integer and boolean leaves are converted to floats first, so their squares cannot overflow.
 
     Example:
@@ -160,8 +202,7 @@ def norm(x: Any, p: float = 2) -> jax.Array:
         >>> tk.tree.norm({"a": jnp.array([3.0]), "b": jnp.array([4.0])})
         Array(5., dtype=float32)
     """
-    if not (p >= 1):
-        raise ValueError(f"tk.tree.norm: p must be >= 1 or inf, got p={p!r}")
+    _check_number("norm", "p", p, 1, ">= 1 or inf (e.g. p=2)")
     magnitudes = [_magnitude(leaf) for leaf in _leaves(x, "norm")]
     if not magnitudes:
         return jnp.zeros(())
@@ -171,18 +212,9 @@ def norm(x: Any, p: float = 2) -> jax.Array:
         return jnp.asarray(builtins.sum(_total(m) for m in magnitudes))
     if p == 2:
         squares = jnp.asarray(builtins.sum(_total(m * m) for m in magnitudes))
-        positive = squares > 0
-        return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1)), 0)
+        zero = squares == 0  # NaN is not zero: it passes through
+        return jnp.where(zero, 0, jnp.sqrt(jnp.where(zero, 1, squares)))
     return jnp.asarray(builtins.sum(_total(m**p) for m in magnitudes)) ** (1 / p)
-
-
-def _numeric(leaf: Any) -> bool:
-    """Numbers and arrays of numbers (not strings, objects or PRNG keys)."""
-    if isinstance(leaf, numbers.Number):
-        return True
-    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        return False
-    return np.dtype(leaf.dtype).kind in "biufcV"  # V: ml_dtypes' bfloat16 and float8 types
 
 
 def _counted(leaf: Any) -> Any:
@@ -238,6 +270,11 @@ def isapprox(x: Any, y: Any, rtol: float | None = None, atol: float = 0.0, nans:
         >>> bool(tk.tree.isapprox({"a": jnp.ones(3)}, {"a": jnp.ones(3) + 1e-6}))
         True
     """
+    if rtol is not None:
+        _check_number("isapprox", "rtol", rtol, 0, ">= 0 (or None for the default)")
+    _check_number("isapprox", "atol", atol, 0, ">= 0")
+    if not isinstance(nans, (bool, np.bool_)):
+        raise TypeError(f"tk.tree.isapprox: nans must be True or False, got {_shown(nans)}.")
     results = [
         _isapprox_leaf(jnp.asarray(a), jnp.asarray(b), rtol, atol, nans)
         for _, a, b in _paired_leaves(x, y, "isapprox")

@@ -23,12 +23,14 @@ Four sources, chosen from ``tk.optimise``'s ``data`` argument:
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from toolkit import filters
 from toolkit._show import describe
 from toolkit.optimisation.threefry import faster_equivalent
 
@@ -77,6 +79,19 @@ class Sampler(Source):
     takes_sample = True
 
     def __init__(self, sample: Callable[[Any], Any]):
+        try:
+            signature = inspect.signature(sample)
+        except (TypeError, ValueError):
+            signature = None  # a builtin without a signature: the call itself tells
+        try:
+            if signature is not None:
+                signature.bind(None)
+        except TypeError:
+            name = getattr(sample, "__name__", "data")
+            raise TypeError(
+                f"tk.optimise: a data sampler is called as sample(key) with one random key, but {name}{signature} "
+                f"does not accept that; write data=lambda key: jax.random.uniform(key, (3,))."
+            ) from None
         self.sample = sample
 
     def cache_objects(self) -> tuple[Any, ...]:
@@ -96,7 +111,19 @@ class Sampler(Source):
 @functools.lru_cache(maxsize=64)
 def _sample_shape(sample: Callable[[Any], Any], key_type: Any) -> Any:
     # Cached so that a repeat tk.optimise call traces nothing, the sampler included.
-    return jax.eval_shape(sample, jax.ShapeDtypeStruct(key_type.shape, key_type.dtype))
+    return jax.eval_shape(lambda key: _arrays_only(sample(key)), jax.ShapeDtypeStruct(key_type.shape, key_type.dtype))
+
+
+def _arrays_only(sample: Any) -> Any:
+    """A sampler's output, after checking that its leaves are arrays or numbers."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(sample)[0]:
+        if not filters.is_numeric(leaf) and not filters.is_array(leaf):
+            raise TypeError(
+                f"tk.optimise: the data sampler returned a {type(leaf).__name__} at "
+                f"sample{jax.tree_util.keystr(path)}; "
+                f"it must return arrays (or a pytree of them), e.g. data=lambda key: jax.random.uniform(key, (3,))."
+            )
+    return sample
 
 
 class Examples(Source):
@@ -156,6 +183,8 @@ def _is_key(key: Any) -> bool:
 
 def source_for(data: Any, batch_size: int | None, key: Any) -> Source:
     """Check ``data``, ``batch_size`` and ``key`` together and pick the source; errors say what to change."""
+    if key is not None and not _is_key(key):
+        raise TypeError(f"tk.optimise: key must be a single PRNG key such as jax.random.key(0), got {describe(key)}.")
     if data is None:
         if batch_size is not None:
             raise ValueError("tk.optimise: batch_size was given but data is None; pass the examples as data=...")
@@ -178,8 +207,6 @@ def source_for(data: Any, batch_size: int | None, key: Any) -> Source:
     if source.needs_key and key is None:
         why = "a sampler needs" if isinstance(source, Sampler) else "batch_size shuffles each epoch, which needs"
         raise ValueError(f"tk.optimise: {why} a random key; pass key=jax.random.key(0).")
-    if key is not None and not _is_key(key):
-        raise TypeError(f"tk.optimise: key must be a single PRNG key such as jax.random.key(0), got {describe(key)}.")
     return source
 
 

@@ -117,6 +117,7 @@ def optimise(
         >>> result.stop_reason, bool(tk.tree.isapprox(result.params, target))
         ('reached steps=500', True)
     """
+    _check_kinds(loss, progress, batched, checkpoint, resume)
     _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint, checkpoint_every)
     if resume is not None and key is None:
         key = checkpoints.saved_key(resume)
@@ -157,6 +158,19 @@ def _count(name: str, value: Any) -> int:
     return int(value)
 
 
+def _check_kinds(loss: Any, progress: Any, batched: Any, checkpoint: Any, resume: Any) -> None:
+    """The arguments that must be of one kind: a function, flags, file names."""
+    filters.check_callable("tk.optimise", "loss", loss, "lambda params: jnp.sum(params ** 2)")
+    for name, value, allowed in (("progress", progress, "True, False or None"), ("batched", batched, "True or False")):
+        if not isinstance(value, (bool, np.bool_)) and not (name == "progress" and value is None):
+            raise TypeError(f"tk.optimise: {name} must be {allowed}, got {value!r}.")
+    for name, value in (("checkpoint", checkpoint), ("resume", resume)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(
+                f"tk.optimise: {name} must be a file name (a str or path) such as 'run.ckpt', got {value!r}."
+            )
+
+
 def _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint, checkpoint_every) -> None:
     check_optimiser(opt, "tk.optimise")
     if _count("steps", steps) > _MAX_STEPS:
@@ -165,7 +179,8 @@ def _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint, chec
             f"For a longer run, call tk.optimise again from the previous result.params."
         )
     for name, value in (("tol", tol), ("gtol", gtol)):
-        if value is not None and not (isinstance(value, numbers.Real) and 0 <= value < math.inf):
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if value is not None and not (number and 0 <= value < math.inf):
             raise ValueError(f"tk.optimise: {name} must be a finite number >= 0 (or None to disable it), got {value!r}.")
     if log_every is not None:
         _count("log_every", log_every)
@@ -212,13 +227,16 @@ def _loss_dtype(chunk: Chunk, problem: _Problem, source: Source, data: Any, key:
         one = problem.one_problem
         out = jax.eval_shape(chunk.objective, one(problem.diff), one(problem.rest_arrays), sample)
         if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
-            shown = describe(np.broadcast_to(np.zeros((), out.dtype), out.shape)) if hasattr(out, "shape") else type(out).__name__
-            raise TypeError(
-                f"tk.optimise: loss must return a real floating-point scalar, but it returned {shown}. "
-                f"Reduce it to one number, e.g. with jnp.mean(...) or tk.mse(ŷ, y)."
-            )
+            raise _not_a_scalar(describe(out) if hasattr(out, "shape") else type(out).__name__)
         chunk.memo[signature] = np.dtype(out.dtype)
     return chunk.memo[signature]
+
+
+def _not_a_scalar(shown: str) -> TypeError:
+    return TypeError(
+        f"tk.optimise: loss must return a real floating-point scalar, but it returned {shown}. "
+        f"Reduce it to one number, e.g. with jnp.mean(...) or tk.mse(ŷ, y)."
+    )
 
 
 def _show_progress(progress: bool | None) -> bool:
@@ -285,9 +303,10 @@ class _Problem:
         def objective(diff: Any, rest_arrays: Any, sample: Any) -> jax.Array:
             values = filters.combine(diff, rest_arrays, statics)
             args = (sample,) if source.takes_sample else ()
-            if implicit is not None:
-                return jnp.asarray(implicit.call_with(values, loss, *args))
-            return jnp.asarray(loss(values, *args))  # a Python float is a loss too
+            out = implicit.call_with(values, loss, *args) if implicit is not None else loss(values, *args)
+            if not filters.is_numeric(out):
+                raise _not_a_scalar(describe(out))
+            return jnp.asarray(out)  # a Python float is a loss too
 
         return objective
 

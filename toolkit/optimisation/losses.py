@@ -30,7 +30,7 @@ _SCALARS = (numbers.Number, np.generic)
 
 
 def _is_array_like(x: Any) -> bool:
-    return isinstance(x, _SCALARS) or filters.is_array(x)
+    return (isinstance(x, _SCALARS) or filters.is_array(x)) and filters.is_numeric(x)
 
 
 def _difference(caller: str, ŷ: Any, y: Any) -> jax.Array:
@@ -42,7 +42,10 @@ def _difference(caller: str, ŷ: Any, y: Any) -> jax.Array:
     else:
         parts = _paired(caller, ŷ, y)
     if not parts:
-        raise ValueError(f"tk.{caller}: ŷ has no array leaves, so there is nothing to compare.")
+        raise ValueError(
+            f"tk.{caller}: ŷ has no array leaves, so there is nothing to compare; pass ŷ and y as arrays (or pytrees "
+            f"holding at least one array)."
+        )
     return jnp.concatenate([jnp.ravel(part) for part in parts])
 
 
@@ -62,14 +65,23 @@ def _paired(caller: str, ŷ: Any, y: Any) -> list[jax.Array]:
 def _leaf_difference(caller: str, label: str, ŷ: Any, y: Any) -> jax.Array:
     for name, value in ((label, ŷ), (label.replace("ŷ", "y", 1), y)):
         if not _is_array_like(value):
-            raise TypeError(f"tk.{caller}: {name} is a {type(value).__name__}, not a number or an array.")
+            what = filters.non_numeric(value)[0] if filters.is_array(value) else f"a {type(value).__name__}"
+            raise TypeError(
+                f"tk.{caller}: {name} is {what}, not a number or an array; pass numbers or arrays of numbers."
+            )
     if not isinstance(ŷ, _SCALARS) and not isinstance(y, _SCALARS) and np.shape(ŷ) != np.shape(y):
         other = label.replace("ŷ", "y", 1)
         raise ValueError(
             f"tk.{caller}: {label} is {describe(ŷ)} but {other} is {describe(y)}; their shapes must be equal. "
             f"Reshape one of them (e.g. y.reshape(ŷ.shape)) if the mismatch is a stray axis."
         )
-    return jnp.asarray(ŷ) - jnp.asarray(y)
+    return _counted(ŷ) - _counted(y)
+
+
+def _counted(x: Any) -> jax.Array:
+    """``x`` as an array; booleans as the default float type (JAX cannot subtract booleans)."""
+    x = jnp.asarray(x)
+    return x.astype(jnp.result_type(float)) if x.dtype == jnp.bool_ else x
 
 
 def mse(ŷ: Any, y: Any, *, agg: Callable[[jax.Array], jax.Array] = jnp.mean) -> jax.Array:
@@ -85,6 +97,7 @@ def mse(ŷ: Any, y: Any, *, agg: Callable[[jax.Array], jax.Array] = jnp.mean) ->
         >>> tk.mse({"a": jnp.array([1.0, 3.0]), "b": jnp.array(2.0)}, {"a": jnp.zeros(2), "b": jnp.array(0.0)})
         Array(4.666667, dtype=float32)
     """
+    filters.check_callable("tk.mse", "agg", agg, "jnp.mean or jnp.sum")
     d = _difference("mse", ŷ, y)
     return agg((d * jnp.conj(d)).real)
 
@@ -97,4 +110,5 @@ def mae(ŷ: Any, y: Any, *, agg: Callable[[jax.Array], jax.Array] = jnp.mean) ->
         >>> tk.mae(jnp.array([1.0, 2.0, 4.0]), jnp.array([1.0, 0.0, 0.0]))
         Array(2., dtype=float32)
     """
+    filters.check_callable("tk.mae", "agg", agg, "jnp.mean or jnp.sum")
     return agg(jnp.abs(_difference("mae", ŷ, y)))

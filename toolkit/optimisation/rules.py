@@ -64,19 +64,26 @@ def _resolve(rule: str, greek: dict[str, Any], ascii_names: dict[str, Any]) -> d
     return greek
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _check_rate(rule: str, η: Any) -> LearningRate:
     if callable(η):
         return η  # an optax schedule: step -> learning rate
-    if not isinstance(η, numbers.Real) or not math.isfinite(η):
-        raise ValueError(f"tk.{rule}: η must be a finite number or an optax schedule (step -> rate), got {η!r}.")
+    if not _is_number(η) or not math.isfinite(η):
+        raise ValueError(
+            f"tk.{rule}: η must be a finite number or an optax schedule (step -> rate), got {η!r}; "
+            f"pass a Python number such as η=0.1 (float(η) for a 0-d array)."
+        )
     return float(η)
 
 
 def _check_unit(rule: str, name: str, value: Any, *, closed: bool) -> float:
-    in_range = isinstance(value, numbers.Real) and 0 <= value and (value <= 1 if closed else value < 1)
+    in_range = _is_number(value) and 0 <= value and (value <= 1 if closed else value < 1)
     if not in_range:
         interval = "[0, 1]" if closed else "[0, 1)"
-        raise ValueError(f"tk.{rule}: {name} must be a number in {interval}, got {value!r}.")
+        raise ValueError(f"tk.{rule}: {name} must be a number in {interval} (e.g. {name}=0.9), got {value!r}.")
     return float(value)
 
 
@@ -166,6 +173,6 @@ def Adam(
         raise ValueError(f"tk.Adam: β must be a pair (β₁, β₂) such as (0.9, 0.999), got {β!r}.")
     β1, β2 = (_check_unit("Adam", f"β[{i}]", b, closed=False) for i, b in enumerate(β))
     ϵ = h["ϵ"]
-    if not isinstance(ϵ, numbers.Real) or not (0 <= ϵ < math.inf):
-        raise ValueError(f"tk.Adam: ϵ must be a finite number >= 0, got {ϵ!r}.")
+    if not _is_number(ϵ) or not (0 <= ϵ < math.inf):
+        raise ValueError(f"tk.Adam: ϵ must be a finite number >= 0 (the default is ϵ=1e-8), got {ϵ!r}.")
     return optax.adam(_check_rate("Adam", h["η"]), b1=β1, b2=β2, eps=float(ϵ))

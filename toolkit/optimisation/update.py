@@ -13,6 +13,8 @@ real ones. Pass ``jnp.conj(jax.grad(loss)(z))`` if the gradient comes from ``jax
 
 from __future__ import annotations
 
+import collections
+import numbers
 import weakref
 from typing import Any
 
@@ -40,7 +42,9 @@ def check_optimiser(opt: Any, caller: str) -> None:
 
 
 def trainable(params: Any, caller: str) -> tuple[Any, Any]:
-    """Split ``params`` into its float leaves and the rest; an error if there are no float leaves."""
+    """Split ``params`` into its float leaves and the rest; an error if there are no float leaves (or opaque ones)."""
+    if any(map(filters.is_opaque, jax.tree.leaves(params))):  # labelled only then: labels cost more than the check
+        filters.refuse_opaque(caller, filters.labelled_leaves(params, "params"))
     diff, rest = filters.partition(params)
     if not jax.tree.leaves(diff):
         raise ValueError(
@@ -82,11 +86,22 @@ def _float_grad(caller: str, where: str, p: Any, g: Any) -> Any:
             f"{caller}: the gradient at {where} is None but the parameter there is {describe(p)}; "
             f"pass zeros (tk.tree.zero) for parameters that get no gradient."
         )
+    if not filters.is_numeric(g) or isinstance(g, (list, tuple)):
+        what = filters.non_numeric(g)[0] if not filters.is_numeric(g) else f"a {type(g).__name__}"
+        raise TypeError(
+            f"{caller}: the gradient at {where} is {what}; it must be an array like {describe(p)}, the parameter there."
+        )
     if np.shape(g) != np.shape(p):
-        raise ValueError(f"{caller}: the gradient at {where} is {describe(g)} but the parameter is {describe(p)}.")
+        raise ValueError(
+            f"{caller}: the gradient at {where} is {describe(g)} but the parameter is {describe(p)}; "
+            f"pass a gradient shaped like the parameter."
+        )
     if jnp.iscomplexobj(g) and not jnp.iscomplexobj(p):
-        raise TypeError(f"{caller}: the gradient at {where} is complex ({describe(g)}) but the parameter is {describe(p)}.")
-    return g
+        raise TypeError(
+            f"{caller}: the gradient at {where} is complex ({describe(g)}) but the parameter is {describe(p)}; "
+            f"pass a real gradient for a real parameter."
+        )
+    return jnp.asarray(g) if isinstance(g, numbers.Number) else g  # optax reads each gradient's dtype
 
 
 def setup(opt: optax.GradientTransformation, params: Any) -> Any:
@@ -107,7 +122,9 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
     """One step: new ``(params, state)`` from the gradient ``grads`` (Flux's ``update!``, without mutation).
 
     Works on arrays, nested containers and ``@tk.struct`` values alike; leaves
-    that are not floating point are returned unchanged. Composes with ``jax.jit``,
+    that are not floating point are returned unchanged. ``state`` must be what
+    ``tk.setup(opt, params)`` made (or the state a previous ``update`` returned):
+    another optimiser's state, or one for other shapes, is an error naming the leaf. Composes with ``jax.jit``,
     ``jax.vmap`` and ``jax.grad``.
 
     Example:
@@ -121,8 +138,56 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
     """
     check_optimiser(opt, "tk.update")
     diff, rest = trainable(params, "tk.update")
+    _check_state("tk.update", opt, state, diff)
     updates, state = opt.update(float_grads(params, grads, "tk.update"), state, diff)
     return filters.combine(optax.apply_updates(diff, updates), rest), state
+
+
+_STATE_SHAPES: collections.OrderedDict = collections.OrderedDict()  # (opt, params' shapes) -> the state's shapes
+
+
+def _expected_state(opt: Any, diff: Any) -> tuple[Any, tuple[tuple[int, ...], ...]]:
+    """The structure and leaf shapes of ``opt.init(diff)`` (traced once per optimiser and parameter shapes)."""
+    leaves, treedef = jax.tree.flatten(diff)
+    key = (opt, treedef, tuple((np.shape(leaf), jnp.result_type(leaf)) for leaf in leaves))
+
+    def trace() -> tuple[Any, tuple[tuple[int, ...], ...]]:
+        state = jax.eval_shape(opt.init, jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(*k) for k in key[2]]))
+        state_leaves, state_tree = jax.tree.flatten(state)
+        return state_tree, tuple(leaf.shape for leaf in state_leaves)
+
+    try:
+        hit = _STATE_SHAPES.get(key)
+    except TypeError:  # an unhashable optimiser object
+        return trace()
+    if hit is None:
+        hit = _STATE_SHAPES[key] = trace()
+        if len(_STATE_SHAPES) > 64:
+            _STATE_SHAPES.popitem(last=False)
+    return hit
+
+
+def _check_state(caller: str, opt: Any, state: Any, params: Any) -> None:
+    """A clear error unless ``state`` has the structure and shapes ``tk.setup(opt, params)`` gives."""
+    expected_tree, expected_shapes = _expected_state(opt, params)
+    leaves, treedef = jax.tree.flatten(state)
+    fix = "make it with state = tk.setup(opt, params), for this opt and these params"
+    if not leaves and not expected_shapes:
+        return  # a stateless optimiser (Descent): any empty state does
+    if treedef != expected_tree:
+        raise ValueError(
+            f"{caller}: state does not have the structure opt makes for params ({describe(state)} with structure "
+            f"{treedef}, expected {expected_tree}); {fix}."
+        )
+    if tuple(np.shape(leaf) for leaf in leaves) == expected_shapes:
+        return
+    labelled = jax.tree_util.tree_flatten_with_path(state)[0]
+    for (path, leaf), shape in zip(labelled, expected_shapes, strict=True):
+        if np.shape(leaf) != shape:
+            raise ValueError(
+                f"{caller}: {filters.keystr(path, 'state')} has shape {np.shape(leaf)} where opt makes {shape} "
+                f"for these params; {fix}."
+            )
 
 
 # Optimiser state for update_, kept per Params (and per optimiser object) as Flux keeps it inside the optimiser.
@@ -165,6 +230,11 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
         )
     if not isinstance(gs, Grads):
         raise TypeError(f"tk.update_: gs must be the tk.Grads from tk.gradient(f, ps), got a {type(gs).__name__}.")
+    if not all(any(p is q for q in gs) for p in ps):
+        raise ValueError(
+            "tk.update_: gs has no gradient for some boxes of ps (it was taken with other Params); "
+            "take it as gs = tk.gradient(f, ps) with this ps."
+        )
     values = ps.values()
     states = _STATES.setdefault(ps, {})
     _, state, signature = states.get(id(opt), (opt, None, _signature(values)))
