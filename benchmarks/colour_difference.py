@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import colour as colour_science
 import jax
@@ -63,9 +63,13 @@ def speed(pairs: int, repeats: int) -> dict[str, float]:
     forward = jax.jit(ciede2000)
     value_and_gradient = jax.jit(jax.value_and_grad(lambda a, b: jnp.sum(ciede2000(a, b)), argnums=(0, 1)))
     variants: dict[str, Callable[[], object]] = {
-        "colour-science delta_E CIE 2000 (float64 NumPy)": lambda: colour_science.delta_E(lab1, lab2, method="CIE 2000"),
+        "colour-science delta_E CIE 2000 (float64 NumPy)": lambda: colour_science.delta_E(
+            lab1, lab2, method="CIE 2000"
+        ),
         "toolkit ciede2000 forward (float32, jit)": lambda: forward(x1, x2).block_until_ready(),
-        "toolkit value + gradient, both inputs (float32, jit)": lambda: jax.block_until_ready(value_and_gradient(x1, x2)),
+        "toolkit value + gradient, both inputs (float32, jit)": lambda: jax.block_until_ready(
+            value_and_gradient(x1, x2)
+        ),
     }
     for run in variants.values():  # warm-up: compilation, first-touch allocation
         run()
@@ -74,7 +78,7 @@ def speed(pairs: int, repeats: int) -> dict[str, float]:
     best = {name: float("inf") for name in variants}
     names = list(variants)
     for r in range(ROUNDS):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             best[name] = min(best[name], median_time(variants[name], repeats))
     return best
 
@@ -104,8 +108,18 @@ def image_child(size: int, rows_per_block: int) -> None:
     second = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     finite = bool(jnp.isfinite(grad1).all() & jnp.isfinite(grad2).all())
-    print(json.dumps({"value": float(value), "finite": finite, "first_s": first, "second_s": second,
-                      "before_kib": before, "peak_kib": peak}))
+    print(
+        json.dumps(
+            {
+                "value": float(value),
+                "finite": finite,
+                "first_s": first,
+                "second_s": second,
+                "before_kib": before,
+                "peak_kib": peak,
+            }
+        )
+    )
 
 
 def images(size: int, rows_per_block: int) -> dict:
@@ -130,7 +144,10 @@ def main() -> None:
     print(f"1. {args.pairs:,} random Lab pairs; median of {args.repeats} runs, best of {ROUNDS} interleaved rounds")
     best = speed(args.pairs, args.repeats)
     reference = best["colour-science delta_E CIE 2000 (float64 NumPy)"]
-    targets = {"toolkit ciede2000 forward (float32, jit)": 3.0, "toolkit value + gradient, both inputs (float32, jit)": 1.2}
+    targets = {
+        "toolkit ciede2000 forward (float32, jit)": 3.0,
+        "toolkit value + gradient, both inputs (float32, jit)": 1.2,
+    }
     print(f"{'variant':56s} {'time':>10s} {'speed-up vs colour-science':>28s} {'target':>8s}")
     for name, seconds in best.items():
         ratio = reference / seconds
@@ -138,15 +155,19 @@ def main() -> None:
         verdict = "" if target is None else f">= {target:g}x {'met' if ratio >= target else 'MISSED'}"
         print(f"{name:56s} {seconds * 1e3:8.1f}ms {ratio:27.2f}x {verdict:>8s}")
 
-    print(f"\n2. value and gradient of the mean ΔE00 between two {args.size}x{args.size} sRGB images "
-          f"(lax.map over blocks of {args.rows_per_block} rows, jax.checkpoint), fresh subprocess")
+    print(
+        f"\n2. value and gradient of the mean ΔE00 between two {args.size}x{args.size} sRGB images "
+        f"(lax.map over blocks of {args.rows_per_block} rows, jax.checkpoint), fresh subprocess"
+    )
     result = images(args.size, args.rows_per_block)
     gib = 1024**2
     print(f"mean ΔE00 = {result['value']:.4f}; gradients finite: {result['finite']}")
     print(f"time: {result['first_s']:.1f} s with compilation, {result['second_s']:.1f} s without")
-    print(f"peak resident memory: {result['peak_kib'] / gib:.2f} GiB (before the computation, with both images "
-          f"loaded: {result['before_kib'] / gib:.2f} GiB); target < 4 GiB: "
-          f"{'met' if result['peak_kib'] < 4 * gib else 'MISSED'}")
+    print(
+        f"peak resident memory: {result['peak_kib'] / gib:.2f} GiB (before the computation, with both images "
+        f"loaded: {result['before_kib'] / gib:.2f} GiB); target < 4 GiB: "
+        f"{'met' if result['peak_kib'] < 4 * gib else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,10 +28,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -174,9 +173,13 @@ def main() -> None:
     print(f"{'':36s} {'median':>9s} {'round':>9s} {'median':>9s} {'(wall)':>11s} {'(CPU)':>12s}")
     for name in contenders:
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-        print(f"{name:36s} {w * 1e6:9.4f} {min(wall[name]) * 1e6:9.4f} {c * 1e6:9.4f} {w / ours_wall:10.1f}x {c / ours_cpu:11.1f}x")
+        print(
+            f"{name:36s} {w * 1e6:9.4f} {min(wall[name]) * 1e6:9.4f} {c * 1e6:9.4f} {w / ours_wall:10.1f}x {c / ours_cpu:11.1f}x"
+        )
     if torch_run is None:
-        print(f"{'PyTorch eager, SGD momentum':36s} {'left out (--no-torch)' if args.no_torch else 'torch not installed'}")
+        print(
+            f"{'PyTorch eager, SGD momentum':36s} {'left out (--no-torch)' if args.no_torch else 'torch not installed'}"
+        )
     ours_run, hand_run = ours_wall * n, statistics.median(wall["hand-written lax.scan, RNG in step"]) * n
     print("\nCompile / first call (wall seconds; compile = first call minus the median repeat call):")
     print(f"  tk.optimise first call (trace + compile + {n} steps): {first:.2f} s (target < 2 s)")
@@ -186,17 +189,32 @@ def main() -> None:
     hand = "hand-written lax.scan, RNG in step"
     loop = "Python loop of a jitted step"
     verdict = [
-        (">= 5x vs hand-written scan", statistics.median(wall[hand]) / ours_wall, statistics.median(cpu[hand]) / ours_cpu, 5),
-        (">= 100x vs Python loop", statistics.median(wall[loop]) / ours_wall, statistics.median(cpu[loop]) / ours_cpu, 100),
+        (
+            ">= 5x vs hand-written scan",
+            statistics.median(wall[hand]) / ours_wall,
+            statistics.median(cpu[hand]) / ours_cpu,
+            5,
+        ),
+        (
+            ">= 100x vs Python loop",
+            statistics.median(wall[loop]) / ours_wall,
+            statistics.median(cpu[loop]) / ours_cpu,
+            100,
+        ),
     ]
     print("\nTargets:")
     for label, by_wall, by_cpu, target in verdict:
-        print(f"  {label}: {by_wall:.1f}x wall, {by_cpu:.1f}x CPU -> {'met' if min(by_wall, by_cpu) >= target else 'NOT met'}")
+        print(
+            f"  {label}: {by_wall:.1f}x wall, {by_cpu:.1f}x CPU -> {'met' if min(by_wall, by_cpu) >= target else 'NOT met'}"
+        )
     if torch_run is not None:
         torch = "PyTorch eager, SGD momentum"
         by_wall, by_cpu = statistics.median(wall[torch]) / ours_wall, statistics.median(cpu[torch]) / ours_cpu
-        print(f"  faster than PyTorch eager: {by_wall:.1f}x wall, {by_cpu:.1f}x CPU -> {'met' if min(by_wall, by_cpu) > 1 else 'NOT met'}")
+        print(
+            f"  faster than PyTorch eager: {by_wall:.1f}x wall, {by_cpu:.1f}x CPU -> {'met' if min(by_wall, by_cpu) > 1 else 'NOT met'}"
+        )
     print(f"  first call < 2 s: {first:.2f} s -> {'met' if first < 2 else 'NOT met'}")
+
 
 if __name__ == "__main__":
     main()

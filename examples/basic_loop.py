@@ -54,11 +54,15 @@ def main(steps: int = 10**5) -> bool:
 
     began = time.perf_counter()
     result = tk.optimise(loss, ps, opt, steps=steps, data=rand3, key=k3)
-    print(f"tk.optimise on Params: {result.stop_reason} in {time.perf_counter() - began:.2f} s, "
-          f"final loss {result.losses[-1]:.3g}")
+    print(
+        f"tk.optimise on Params: {result.stop_reason} in {time.perf_counter() - began:.2f} s, "
+        f"final loss {result.losses[-1]:.3g}"
+    )
 
     # 3. Explicit style: the parameters go in, the optimised ones come out.
-    explicit = tk.optimise(lambda z, x: tk.mse(z @ x, z_target @ x), z_start, tk.Momentum(), steps=steps, data=rand3, key=k3)
+    explicit = tk.optimise(
+        lambda z, x: tk.mse(z @ x, z_target @ x), z_start, tk.Momentum(), steps=steps, data=rand3, key=k3
+    )
     print(f"explicit style: ‖z - z′‖ = {float(tk.tree.norm(explicit.params - z_target)):.2e}")
 
     close = bool(tk.tree.isapprox(z.value, z_target)) and bool(tk.tree.isapprox(explicit.params, z_target))

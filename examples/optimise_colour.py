@@ -88,8 +88,12 @@ def library_run() -> tuple[tk.Result, list[RGB]]:
     """``tk.optimise`` with ``tk.Descent(η)`` on ``near_quadratic``, keeping every iterate."""
     path = [START]
     result = tk.optimise(
-        near_quadratic, START, tk.Descent(η), steps=STEPS,
-        log_every=1, callback=lambda step, colour, loss: path.append(colour),
+        near_quadratic,
+        START,
+        tk.Descent(η),
+        steps=STEPS,
+        log_every=1,
+        callback=lambda step, colour, loss: path.append(colour),
     )
     return result, path
 
@@ -99,7 +103,9 @@ def plot(runs: dict[str, list[RGB]], filename: str = "optimise_colour.png") -> N
     figure, axes = plt.subplots(len(runs) + 1, 1, figsize=(8, 5.5), gridspec_kw={"height_ratios": [1, 1, 3]})
     shown = [0] + list(range(1, STEPS + 1, 5))
     for ax, (name, path) in zip(axes, runs.items()):
-        swatches = np.clip([[float(path[k].r), float(path[k].g), float(path[k].b)] for k in shown], 0, 1)  # display only
+        swatches = np.clip(
+            [[float(path[k].r), float(path[k].g), float(path[k].b)] for k in shown], 0, 1
+        )  # display only
         ax.imshow(swatches[None], aspect="auto")
         ax.set_title(name, fontsize=9, loc="left")
         ax.set_xticks(range(len(shown)), [str(k) for k in shown], fontsize=7)
@@ -119,15 +125,21 @@ def main() -> bool:
     print(f"seed loop: {STEPS} steps of colour - {η} * gradient of ΔE00")
     by_hand = seed_loop()
     d = distances(by_hand)
-    print(f"  ΔE00 after step {STEPS}: {d[-1]:.3f} (lowest {d.min():.3f}, after step {d.argmin()}); "
-          f"below 1 from step {np.argmax(d < 1)}, then the fixed step bounces around red")
+    print(
+        f"  ΔE00 after step {STEPS}: {d[-1]:.3f} (lowest {d.min():.3f}, after step {d.argmin()}); "
+        f"below 1 from step {np.argmax(d < 1)}, then the fixed step bounces around red"
+    )
 
     result, library = library_run()
     final = float(distance(result.params))
-    print(f"tk.optimise, tk.Descent({η}), {result.steps} steps on huber_loss(ΔE00, 2) / 2: {show(result.params)}, ΔE00 = {final:.3f}")
+    print(
+        f"tk.optimise, tk.Descent({η}), {result.steps} steps on huber_loss(ΔE00, 2) / 2: {show(result.params)}, ΔE00 = {final:.3f}"
+    )
     print(f"ends within ΔE00 < 1 of red: {final < 1}")
 
-    plot({f"seed loop: Descent({η}) on ΔE00": by_hand, f"tk.optimise: Descent({η}) on huber_loss(ΔE00, 2) / 2": library})
+    plot(
+        {f"seed loop: Descent({η}) on ΔE00": by_hand, f"tk.optimise: Descent({η}) on huber_loss(ΔE00, 2) / 2": library}
+    )
     print("wrote optimise_colour.png")
     return final < 1
 

@@ -5,11 +5,10 @@ the same maths, and rules whose gradient deliberately differs from the primal's
 true derivative (so that a passing test proves JAX used the rule).
 """
 
-import numpy as np
-import pytest
-
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pytest
 
 import toolkit as tk
 from toolkit.adjoints import forward_mode_problem
@@ -423,7 +422,9 @@ def test_error_cotangent_that_does_not_depend_on_delta_names_the_leaf():
         return y, lambda Δ: (1 / (2 * y),)
 
     message = rule_error(forgot, X)
-    assert "forgot" in message and "`x` does not depend on Δ" in message and "right: lambda Δ: (Δ / (2 * y),)" in message
+    assert (
+        "forgot" in message and "`x` does not depend on Δ" in message and "right: lambda Δ: (Δ / (2 * y),)" in message
+    )
 
     @tk.adjoint
     def forgot_a_field(g, *, k):

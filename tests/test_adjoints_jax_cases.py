@@ -26,12 +26,11 @@ to JAX's semantics rather than only to self-consistency.
 import concurrent.futures
 import functools
 
-import numpy as np
-import pytest
-
 import jax
 import jax.extend.core
 import jax.numpy as jnp
+import numpy as np
+import pytest
 from jax import lax
 from jax.test_util import check_grads
 

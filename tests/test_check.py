@@ -127,8 +127,12 @@ def test_a_right_rule_passes_and_the_same_rule_a_third_off_fails_with_the_analyt
     assert reverse["x"]["got"] == pytest.approx(u / (3 * np.sqrt(1.0)), rel=1e-6)
     assert reverse["x"]["rel"] == pytest.approx(1 / 3, rel=1e-2)
     forward = rows(report, "forward mode (jax.jvp)")
-    assert forward["tangent on x -> output"]["verdict"] == "FAIL" and forward["tangent on y -> output"]["verdict"] == "ok"
-    assert forward["tangent on x -> output"]["got"] / forward["tangent on x -> output"]["expected"] == pytest.approx(2 / 3, rel=1e-6)
+    assert (
+        forward["tangent on x -> output"]["verdict"] == "FAIL" and forward["tangent on y -> output"]["verdict"] == "ok"
+    )
+    assert forward["tangent on x -> output"]["got"] / forward["tangent on x -> output"]["expected"] == pytest.approx(
+        2 / 3, rel=1e-6
+    )
 
 
 def test_structs_arrays_and_keyword_arguments_pass_and_a_wrong_field_is_reported_with_its_expectation():
@@ -136,7 +140,12 @@ def test_structs_arrays_and_keyword_arguments_pass_and_a_wrong_field_is_reported
     tk.check_adjoint(energy_rule, G, w, scale=1.5)  # the right rule: no error
     report = failure(tk.check_adjoint, energy_rule_with(wrong_b=2.0), G, w, scale=1.5, jit=False, vmap=False)
     reverse = rows(report, "reverse mode (jax.vjp)")
-    assert {label: row["verdict"] for label, row in reverse.items()} == {"g.a": "ok", "g.b": "FAIL", "w": "ok", "scale": "ok"}
+    assert {label: row["verdict"] for label, row in reverse.items()} == {
+        "g.a": "ok",
+        "g.b": "FAIL",
+        "w": "ok",
+        "scale": "ok",
+    }
     # energy = Σ g.a·w + g.b·scale: ∂/∂g.a = w, ∂/∂g.b = scale, ∂/∂w = g.a, ∂/∂scale = g.b, each times u.
     u = reverse["g.b"]["expected"] / 1.5
     assert reverse["g.b"]["got"] == pytest.approx(2 * u * 1.5, rel=1e-6)
@@ -264,7 +273,9 @@ def test_forward_mode_is_checked_where_the_rule_has_one():
     tk.check_adjoint(clipped, X)  # reverse mode only: the pullback is not linear in Δ
     report = failure(tk.check_adjoint, clipped_wrong, X)
     assert "3 of 3 checks" in report and "forward mode" not in report  # eager, jit and vmap reverse modes only
-    assert rows(report, "reverse mode (jax.vjp)")["x"]["got"] / rows(report, "reverse mode (jax.vjp)")["x"]["expected"] == pytest.approx(1.5, rel=1e-6)
+    assert rows(report, "reverse mode (jax.vjp)")["x"]["got"] / rows(report, "reverse mode (jax.vjp)")["x"][
+        "expected"
+    ] == pytest.approx(1.5, rel=1e-6)
     with pytest.raises(AssertionError, match="no forward mode"):
         tk.check_adjoint(clipped, X, forward=True)
 
@@ -302,9 +313,7 @@ def test_nothing_to_check():
         tk.check_grad(lambda n: n * 1.0, 3)
 
 
-@pytest.mark.parametrize(
-    ("option", "value"), [("atol", -1e-6), ("rtol", -1.0), ("step", 0.0), ("step", float("nan"))]
-)
+@pytest.mark.parametrize(("option", "value"), [("atol", -1e-6), ("rtol", -1.0), ("step", 0.0), ("step", float("nan"))])
 def test_bad_options_are_named(option, value):
     with pytest.raises(ValueError, match=rf"tk.check_grad\(sin\): {option} must be"):
         tk.check_grad(jnp.sin, X, **{option: value})

@@ -16,7 +16,9 @@ import pytest
 
 import toolkit as tk
 
-pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")  # float64 without x64 is float32, as JAX says
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Explicitly requested dtype float64"
+)  # float64 without x64 is float32, as JAX says
 
 DTYPES = [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64]
 TOLERANCE = {"float16": 1e-2, "bfloat16": 5e-2, "float32": 1e-5, "float64": 1e-12}
@@ -96,7 +98,12 @@ def test_adjoint_rules_take_weakly_typed_and_numpy_scalar_arguments(case):
     close(dx, np.full(3, 1.5), jax_dx, x)
     close(dc, np.sum(X), jax_dc, x)
     y = jnp.abs(x) + c
-    close(jax.grad(lambda y: jnp.sum(root(y)))(y), 0.5 / np.sqrt(np.abs(X) + 1.5), jax.grad(lambda y: jnp.sum(jnp.sqrt(y)))(y), x)
+    close(
+        jax.grad(lambda y: jnp.sum(root(y)))(y),
+        0.5 / np.sqrt(np.abs(X) + 1.5),
+        jax.grad(lambda y: jnp.sum(jnp.sqrt(y)))(y),
+        x,
+    )
 
 
 def test_tree_maths_and_losses(case):

@@ -47,6 +47,7 @@ def test_leaf_kinds(leaf, inexact, operand, array):
 
 def test_inexact_is_what_jax_grad_accepts():
     """jax.grad differentiates a numeric leaf exactly when is_inexact says so (the independent oracle)."""
+
     def is_numeric(leaf):
         if isinstance(leaf, (bool, int, float)):
             return True

@@ -69,8 +69,14 @@ def test_integer_leaves_inside_a_struct_get_none():
 
 @pytest.mark.parametrize(
     ("output", "described"),
-    [(lambda x: x, "f32[3]"), (lambda x: jnp.sum(x).astype(jnp.int32), "i32[]"), (lambda x: (x[0], x[1]), "tuple"),
-     (lambda x: GG(x, x), "GG"), (lambda x: 3, "int"), (lambda x: jnp.sum(x) * 1j, "c64[]")],
+    [
+        (lambda x: x, "f32[3]"),
+        (lambda x: jnp.sum(x).astype(jnp.int32), "i32[]"),
+        (lambda x: (x[0], x[1]), "tuple"),
+        (lambda x: GG(x, x), "GG"),
+        (lambda x: 3, "int"),
+        (lambda x: jnp.sum(x) * 1j, "c64[]"),
+    ],
     ids=["vector", "integer", "tuple", "struct", "python-int", "complex"],
 )
 def test_non_scalar_output_is_a_clear_type_error(output, described):
@@ -154,7 +160,9 @@ def test_everything_composes_with_jit_and_vmap():
     jacs = jax.jit(jax.vmap(lambda v: tk.jacobian(jnp.sin, v)[0]))(xs)
     np.testing.assert_allclose(jacs, np.stack([np.diag(row) for row in expected]), rtol=1e-6)
     hessians = jax.vmap(lambda v: tk.hessian(f, v))(xs)
-    np.testing.assert_allclose(hessians, np.stack([np.diag(-np.sin(row)) for row in np.asarray(xs)]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        hessians, np.stack([np.diag(-np.sin(row)) for row in np.asarray(xs)]), rtol=1e-5, atol=1e-6
+    )
     # A None slot survives jit.
     assert jax.jit(lambda v: tk.gradient(lambda a, n: jnp.sum(a) * n, v, 3))(xs[0])[1] is None
 
@@ -197,7 +205,9 @@ def test_no_float_argument_blames_the_arguments_and_shows_the_fix():
     message = str(error.value)
     assert "no argument holds floating-point values" in message and "x is i32[3]" in message
     assert "jnp.array([1., 2., 3.])" in message and "returned" not in message  # the output is not blamed
-    np.testing.assert_allclose(tk.gradient(lambda x: jnp.mean(x**2), jnp.array([1.0, 2.0, 3.0]))[0], [2 / 3, 4 / 3, 2.0])
+    np.testing.assert_allclose(
+        tk.gradient(lambda x: jnp.mean(x**2), jnp.array([1.0, 2.0, 3.0]))[0], [2 / 3, 4 / 3, 2.0]
+    )
 
 
 @dataclasses.dataclass
@@ -272,7 +282,9 @@ def test_jacobian_and_hessian_refuse_complex_arguments(fn):
 
 
 @pytest.mark.parametrize(
-    "opt", [tk.Descent(0.1), tk.Momentum(0.001), tk.Nesterov(0.001), tk.Adam(0.1)], ids=["Descent", "Momentum", "Nesterov", "Adam"]
+    "opt",
+    [tk.Descent(0.1), tk.Momentum(0.001), tk.Nesterov(0.001), tk.Adam(0.1)],
+    ids=["Descent", "Momentum", "Nesterov", "Adam"],
 )
 def test_every_optimiser_steps_complex_parameters_downhill(opt):
     """Optimisers.jl's complex-parameter test: the loss falls at every step."""

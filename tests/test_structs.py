@@ -191,7 +191,10 @@ def test_repr_is_short_and_readable():
     assert text.startswith("GG(a=f32[3,3] [1.0 1.0 1.0 …], b=f32[2] [0.0 1.0], label='gg')")
     assert "a=f32[] 2.0" in repr(GG(jnp.array(2.0), jnp.array(1.0)))
     nested = repr(Outer(GG(jnp.ones(1), jnp.ones(1)), (jnp.ones(2), 2.0), {"k": 1}))
-    assert nested == "Outer(inner=GG(a=f32[1] [1.0], b=f32[1] [1.0], label='gg'), items=(f32[2] [1.0 1.0], 2.0), table={'k': 1}, scale=1.0)"
+    assert (
+        nested
+        == "Outer(inner=GG(a=f32[1] [1.0], b=f32[1] [1.0], label='gg'), items=(f32[2] [1.0 1.0], 2.0), table={'k': 1}, scale=1.0)"
+    )
 
 
 def test_repr_of_traced_struct_shows_shapes_only(capsys):
@@ -486,7 +489,9 @@ def test_subclasses_that_cannot_be_structs_as_written_say_to_decorate_them():
     class Ordered(GG):  # c has no default but follows GG's defaulted label
         c: jax.Array
 
-    with pytest.raises(TypeError, match=r"Ordered subclasses the struct GG.*follows default.*@tk\.struct\(kw_only=True\)"):
+    with pytest.raises(
+        TypeError, match=r"Ordered subclasses the struct GG.*follows default.*@tk\.struct\(kw_only=True\)"
+    ):
         Ordered(jnp.ones(1), jnp.ones(1), c=jnp.ones(1))  # type: ignore[call-arg]
 
     class Sized(FromSize):  # inherits FromSize's __init__(n), which cannot set `extra`

@@ -57,8 +57,12 @@ def test_sum_mean_size_match_numpy_on_all_elements():
 def test_dot_and_norms_match_numpy():
     a, b = sample_tree(0), sample_tree(1)
     np.testing.assert_allclose(float(tk.tree.dot(a, b)), flat(a) @ flat(b), rtol=1e-5)
-    for p, expected in [(1, np.abs(flat(a)).sum()), (2, np.linalg.norm(flat(a))), (3, np.linalg.norm(flat(a), 3)),
-                        (math.inf, np.abs(flat(a)).max())]:
+    for p, expected in [
+        (1, np.abs(flat(a)).sum()),
+        (2, np.linalg.norm(flat(a))),
+        (3, np.linalg.norm(flat(a), 3)),
+        (math.inf, np.abs(flat(a)).max()),
+    ]:
         np.testing.assert_allclose(float(tk.tree.norm(a, p)), expected, rtol=1e-5)
     complex_tree = (jnp.array([1 + 2j, 3 - 1j]),)
     assert complex(tk.tree.dot(complex_tree, complex_tree)) == pytest.approx(15.0)  # conjugates the first argument
@@ -163,8 +167,19 @@ def test_tree_maths_work_under_jit_and_vmap():
 
 
 def test_is_differentiable_partition_combine():
-    cases = [(jnp.ones(2), True), (1.0, True), (1j, True), (np.float64(1.0), True), (jnp.ones(2, jnp.bfloat16), True),
-             (1, False), (True, False), (jnp.arange(2), False), (jnp.array([True]), False), ("s", False), (None, False)]
+    cases = [
+        (jnp.ones(2), True),
+        (1.0, True),
+        (1j, True),
+        (np.float64(1.0), True),
+        (jnp.ones(2, jnp.bfloat16), True),
+        (1, False),
+        (True, False),
+        (jnp.arange(2), False),
+        (jnp.array([True]), False),
+        ("s", False),
+        (None, False),
+    ]
     for leaf, expected in cases:
         assert tk.tree.is_differentiable(leaf) is expected, leaf
     tree = {"w": jnp.ones(2), "n": 3, "p": Pair(jnp.ones(1), jnp.arange(2))}

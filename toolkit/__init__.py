@@ -13,24 +13,19 @@ colour-science takes seconds to import).
 """
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# Structs and pytree maths.
-from toolkit import tree
+from toolkit import safe, tree
+from toolkit.adjoints import adjoint
+from toolkit.check import check_adjoint, check_grad
+from toolkit.grad import gradient, hessian, jacobian, pullback, withgradient
+from toolkit.optimisation import Adam, Descent, Momentum, Nesterov, Result, mae, mse, optimise, setup, update, update_
+from toolkit.params import Grads, Param, Params
 from toolkit.structs import field, is_struct, struct
 from toolkit.tree import zero
 
-# Gradients.
-from toolkit.grad import gradient, hessian, jacobian, pullback, withgradient
-
-# Custom adjoints.
-from toolkit import safe
-from toolkit.adjoints import adjoint
-from toolkit.check import check_adjoint, check_grad
-
-# Optimisation.
-from toolkit.optimisation import Adam, Descent, Momentum, Nesterov, Result, mae, mse, optimise, setup, update, update_
-from toolkit.params import Grads, Param, Params
+if TYPE_CHECKING:  # loaded on first use at run time (see __getattr__)
+    from toolkit import colour
 
 __version__ = "0.1.0"
 

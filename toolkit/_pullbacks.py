@@ -9,11 +9,13 @@ typed like the argument (:class:`Cotangents`); does every cotangent depend on Δ
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend.core import Literal
 
 from toolkit import filters
 from toolkit._show import describe
@@ -67,7 +69,7 @@ def _has_floats(value: Any) -> bool:
 class Cotangents:
     """Checks a pullback's result against the arguments and flattens it to one entry per operand leaf."""
 
-    def __init__(self, name: str, labels: list[str], positional: tuple, keywords: dict):
+    def __init__(self, name: str, labels: Sequence[str], positional: tuple, keywords: dict):
         self.name, self.labels = name, labels
         self.positional, self.keywords = positional, keywords
         self.float_keywords = sorted(k for k, v in keywords.items() if _has_floats(v))
@@ -206,7 +208,15 @@ def transpose_problem(built: Any, operands: Any) -> str | None:
     return found[0]
 
 
-_ZERO_PRESERVING = {"broadcast_in_dim", "convert_element_type", "reshape", "squeeze", "expand_dims", "transpose", "copy"}
+_ZERO_PRESERVING = {
+    "broadcast_in_dim",
+    "convert_element_type",
+    "reshape",
+    "squeeze",
+    "expand_dims",
+    "transpose",
+    "copy",
+}
 
 
 def _ignoring_delta(flat: Callable[[Any], list], value: Any) -> list[int]:
@@ -220,18 +230,19 @@ def _ignoring_delta(flat: Callable[[Any], list], value: Any) -> list[int]:
     depends, zeros = set(jaxpr.invars), set()
 
     def is_zero(v: Any) -> bool:
-        return v in zeros if not isinstance(v, jax.extend.core.Literal) else bool(np.all(np.asarray(v.val) == 0))
+        return v in zeros if not isinstance(v, Literal) else bool(np.all(np.asarray(v.val) == 0))
 
     for eqn in jaxpr.eqns:
-        variables = [v for v in eqn.invars if not isinstance(v, jax.extend.core.Literal)]
+        variables = [v for v in eqn.invars if not isinstance(v, Literal)]
         if any(v in depends for v in variables):
             depends.update(eqn.outvars)
         elif (eqn.primitive.name in _ZERO_PRESERVING and is_zero(eqn.invars[0])) or (
             eqn.primitive.name == "mul" and any(map(is_zero, eqn.invars))
         ):
             zeros.update(eqn.outvars)
+
     def uses_delta(v: Any) -> bool:
-        return not isinstance(v, jax.extend.core.Literal) and v in depends
+        return not isinstance(v, Literal) and v in depends
 
     return [i for i, v in enumerate(jaxpr.outvars) if not uses_delta(v) and not is_zero(v)]
 

@@ -30,7 +30,7 @@ def describe(x: Any) -> str:
         return type(x).__name__
     for long, abbrev in _DTYPE_PREFIXES:
         if short.startswith(long):
-            short = abbrev + short[len(long):]
+            short = abbrev + short[len(long) :]
             break
     return f"{short}[{','.join(map(str, np.shape(x)))}]"
 

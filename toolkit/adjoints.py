@@ -87,7 +87,8 @@ from __future__ import annotations
 import collections
 import functools
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -350,7 +351,7 @@ class _Built:
             return through(value, operands), dot_value
 
         function.defjvp(lambda primals, tangents: pushforward(None, primals[0], tangents[0]), symbolic_zeros=True)
-        through.defjvp(lambda primals, tangents: pushforward(*primals, tangents[1]), symbolic_zeros=True)
+        through.defjvp(lambda primals, tangents: pushforward(primals[0], primals[1], tangents[1]), symbolic_zeros=True)
         return function
 
     def _custom_vjp(self) -> Callable:

@@ -32,7 +32,8 @@ import dataclasses
 import functools
 import math
 import numbers
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -343,7 +344,9 @@ class _Comparison:
     def run(self, forward: bool) -> list[_Result]:
         point, p = self.points[0], self.problem
         reverse = {"reverse mode (jax.vjp)": p.vjp(point, self.cotangents[0])[None]}
-        forwards = {"forward mode (jax.jvp)": jnp.stack([p.jvp(point, t) for t in self.tangents])[None]} if forward else {}
+        forwards = (
+            {"forward mode (jax.jvp)": jnp.stack([p.jvp(point, t) for t in self.tangents])[None]} if forward else {}
+        )
         compiled = jax.jit(functools.partial(self._compiled, forward=forward))
         jacobians, more = compiled(self.points, self.cotangents, self.tangents)
         for mode, got in more.items():

@@ -26,7 +26,8 @@ import enum
 import inspect
 import numbers
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -331,8 +332,19 @@ class Arguments:
 
 
 # Leaves that are plainly not data: passed through a transformation untouched, never an error.
-_PASSIVE = (str, bytes, numbers.Number, type, enum.Enum, types.FunctionType, types.BuiltinFunctionType,
-            types.MethodType, types.ModuleType, type(Ellipsis), slice)
+_PASSIVE = (
+    str,
+    bytes,
+    numbers.Number,
+    type,
+    enum.Enum,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.ModuleType,
+    type(Ellipsis),
+    slice,
+)
 
 
 def is_opaque(leaf: Any) -> bool:

@@ -22,7 +22,8 @@ All of these are pure functions of their arguments, so they compose with
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -19,8 +19,8 @@ too (it reads the boxes once, runs compiled, and writes the final values back).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from toolkit._show import describe, short_repr
 

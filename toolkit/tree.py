@@ -14,7 +14,8 @@ from __future__ import annotations
 import builtins
 import math
 import numbers
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +45,6 @@ __all__ = [
     "partition",
     "combine",
 ]
-
 
 
 def _leaves(x: Any, caller: str) -> list[Any]:
@@ -276,8 +276,7 @@ def isapprox(x: Any, y: Any, rtol: float | None = None, atol: float = 0.0, nans:
     if not isinstance(nans, (bool, np.bool_)):
         raise TypeError(f"tk.tree.isapprox: nans must be True or False, got {_shown(nans)}.")
     results = [
-        _isapprox_leaf(jnp.asarray(a), jnp.asarray(b), rtol, atol, nans)
-        for _, a, b in _paired_leaves(x, y, "isapprox")
+        _isapprox_leaf(jnp.asarray(a), jnp.asarray(b), rtol, atol, nans) for _, a, b in _paired_leaves(x, y, "isapprox")
     ]
     return jnp.all(jnp.stack(results)) if results else jnp.array(True)
 
@@ -291,7 +290,9 @@ def _isapprox_leaf(a: jax.Array, b: jax.Array, rtol: float | None, atol: float, 
     common = jnp.promote_types(common, jnp.float32)
     a, b = a.astype(common), b.astype(common)
     distance = jnp.linalg.norm(jnp.ravel(a - b))
-    by_norm = distance <= jnp.maximum(atol, rtol * jnp.maximum(jnp.linalg.norm(jnp.ravel(a)), jnp.linalg.norm(jnp.ravel(b))))
+    by_norm = distance <= jnp.maximum(
+        atol, rtol * jnp.maximum(jnp.linalg.norm(jnp.ravel(a)), jnp.linalg.norm(jnp.ravel(b)))
+    )
     close = jnp.abs(a - b) <= jnp.maximum(atol, rtol * jnp.maximum(jnp.abs(a), jnp.abs(b)))
     elementwise = (a == b) | (jnp.isfinite(a) & jnp.isfinite(b) & close)
     if nans:
@@ -311,4 +312,3 @@ def is_differentiable(leaf: Any) -> bool:
         (True, False)
     """
     return is_inexact(leaf)
-

@@ -49,4 +49,3 @@ def quadratic_run(start, **kwargs):
 
 def first_step_where(condition, sequence):
     return next(i for i, value in enumerate(sequence, start=1) if condition(value))
-

@@ -77,7 +77,9 @@ def test_checkpoint_errors(tmp_path):
         seed_run(resume=truncated)
     small = tmp_path / "small.ckpt"
     quadratic_run(jnp.ones(3), steps=5, checkpoint=small)
-    with pytest.raises(ValueError, match=r"does not match this run: \.params is f32\[3\] in the file but f32\[4\] here"):
+    with pytest.raises(
+        ValueError, match=r"does not match this run: \.params is f32\[3\] in the file but f32\[4\] here"
+    ):
         quadratic_run(jnp.ones(4), resume=small)
     with pytest.raises(ValueError, match="does not match this run.*another optimiser"):
         tk.optimise(seed_loss, Z0, ADAM, steps=10, data=seed_sample, key=KEY, resume=good)

@@ -78,7 +78,9 @@ def test_in_order_minibatches_by_reshaping():
 def epochs_seen(n, b, epochs, key=KEY):
     """The index sets of every minibatch, grouped by epoch: epochs x (n // b) sets."""
     per_epoch = n // b
-    result = tk.optimise(reports, P0, DESCENT, steps=epochs * per_epoch, data=2.0 ** jnp.arange(n), batch_size=b, key=key)
+    result = tk.optimise(
+        reports, P0, DESCENT, steps=epochs * per_epoch, data=2.0 ** jnp.arange(n), batch_size=b, key=key
+    )
     batches = [indices(v) for v in result.losses]
     return [batches[e * per_epoch : (e + 1) * per_epoch] for e in range(epochs)]
 

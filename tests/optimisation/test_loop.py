@@ -247,14 +247,16 @@ def test_batched_problems_stop_on_their_own():
         "diverged at step 1",
     )
     assert result.losses.shape == (first[0], 3)
-    assert np.all(np.isnan(result.losses[first[1]:, 1])) and np.all(np.isfinite(result.losses[: first[1], 1]))
+    assert np.all(np.isnan(result.losses[first[1] :, 1])) and np.all(np.isfinite(result.losses[: first[1], 1]))
     np.testing.assert_array_equal(result.params["p"][2], [np.inf, 0.0])  # never stepped
 
 
 def test_implicit_params_are_read_once_and_written_back():
     z = tk.Param(Z0)
     ps = tk.Params([z])
-    result = tk.optimise(lambda x: tk.mse(z.value @ x, Z_TARGET @ x), ps, MOMENTUM, steps=500, data=seed_sample, key=KEY)
+    result = tk.optimise(
+        lambda x: tk.mse(z.value @ x, Z_TARGET @ x), ps, MOMENTUM, steps=500, data=seed_sample, key=KEY
+    )
     assert result.params is ps and isinstance(z.value, jax.Array) and not isinstance(z.value, jax.core.Tracer)
     assert_matches_seed_by_hand(result.losses, z.value, Z0, 500)
 
@@ -262,11 +264,23 @@ def test_implicit_params_are_read_once_and_written_back():
 def test_bad_input_is_an_error_before_anything_compiles(caplog):
     two = jnp.ones(2)
     cases = [
-        (dict(loss=lambda p: p * 2), TypeError, r"loss must return a real floating-point scalar, but it returned f32\[2\]"),
-        (dict(params={"n": 3, "i": jnp.arange(2)}), ValueError, r"no floating-point leaves to optimise \(got leaves i32\[2\]"),
+        (
+            dict(loss=lambda p: p * 2),
+            TypeError,
+            r"loss must return a real floating-point scalar, but it returned f32\[2\]",
+        ),
+        (
+            dict(params={"n": 3, "i": jnp.arange(2)}),
+            ValueError,
+            r"no floating-point leaves to optimise \(got leaves i32\[2\]",
+        ),
         (dict(steps=0), ValueError, "steps must be a positive integer, got 0"),
         (dict(steps=2.5), ValueError, "steps must be a positive integer, got 2.5"),
-        (dict(data=(jnp.ones((4, 2)), jnp.ones(5))), ValueError, r"disagree on the number of examples.*data\[0\]: 4, data\[1\]: 5"),
+        (
+            dict(data=(jnp.ones((4, 2)), jnp.ones(5))),
+            ValueError,
+            r"disagree on the number of examples.*data\[0\]: 4, data\[1\]: 5",
+        ),
         (dict(data=seed_sample), ValueError, r"a sampler needs a random key; pass key=jax.random.key\(0\)"),
         (dict(data=jnp.ones((4, 2)), batch_size=5, key=KEY), ValueError, r"batch_size must be an integer in \[1, 4\]"),
         (dict(loss=lambda p, x: jnp.sum(p)), TypeError, r"loss is called as loss\(params\), but"),
@@ -275,7 +289,11 @@ def test_bad_input_is_an_error_before_anything_compiles(caplog):
         (dict(tol=-1.0), ValueError, "tol must be a finite number >= 0"),
         (dict(checkpoint_every=5), ValueError, r"checkpoint_every needs a file to write to; pass checkpoint="),
         (dict(params=jnp.array(1.0), batched=True), ValueError, r"same leading \(problem\) axis.*params: no axis"),
-        (dict(params={"a": jnp.ones((2, 1)), "b": jnp.ones(3)}, batched=True), ValueError, r"params\['a'\]: 2, params\['b'\]: 3"),
+        (
+            dict(params={"a": jnp.ones((2, 1)), "b": jnp.ones(3)}, batched=True),
+            ValueError,
+            r"params\['a'\]: 2, params\['b'\]: 3",
+        ),
     ]
     with jax.log_compiles(True), caplog.at_level(logging.WARNING):
         for overrides, error, message in cases:

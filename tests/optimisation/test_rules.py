@@ -186,17 +186,20 @@ def test_rules_are_optax_transformations_that_chain_like_optimisers_jl():
         clipped = toolkit_trajectory(optax.chain(optax.clip(0.2), tk.Momentum()))
         decayed = toolkit_trajectory(optax.chain(optax.add_decayed_weights(5e-4), tk.Adam(0.01)))
     np.testing.assert_allclose(
-        clipped, flux_trajectory(flux_momentum(0.01, 0.9), gradient=lambda x, t: np.clip(gradient_at(x, t), -0.2, 0.2)),
-        rtol=1e-11, atol=1e-13,
+        clipped,
+        flux_trajectory(flux_momentum(0.01, 0.9), gradient=lambda x, t: np.clip(gradient_at(x, t), -0.2, 0.2)),
+        rtol=1e-11,
+        atol=1e-13,
     )
     np.testing.assert_allclose(
-        decayed, flux_trajectory(flux_adam(0.01, (0.9, 0.999), 1e-8), gradient=lambda x, t: gradient_at(x, t) + 5e-4 * x),
-        rtol=1e-11, atol=1e-13,
+        decayed,
+        flux_trajectory(flux_adam(0.01, (0.9, 0.999), 1e-8), gradient=lambda x, t: gradient_at(x, t) + 5e-4 * x),
+        rtol=1e-11,
+        atol=1e-13,
     )
     # and the chained transformation really acted: without it the transcription goes elsewhere
     assert np.max(np.abs(clipped - flux_trajectory(flux_momentum(0.01, 0.9)))) > 1e-2
     assert np.max(np.abs(decayed - flux_trajectory(flux_adam(0.01, (0.9, 0.999), 1e-8)))) > 1e-5
-
 
 
 def test_both_names_or_unknown_names_are_errors():
@@ -239,7 +242,9 @@ def test_rules_compose_with_jit_vmap_and_grad(x64):
     np.testing.assert_allclose(step(x, g), expected, rtol=1e-13, atol=1e-15)
     batched = jax.vmap(step)(jnp.stack([x, 2 * x]), jnp.stack([g, -g]))
     np.testing.assert_allclose(batched[0], expected, rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(batched[1], flux_first_adam_step(2 * X0[:3], -np.asarray(g), 0.1), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(
+        batched[1], flux_first_adam_step(2 * X0[:3], -np.asarray(g), 0.1), rtol=1e-13, atol=1e-15
+    )
     # d/dx of one Momentum step is the identity (the update does not depend on x) ...
     jac = jax.jacobian(lambda x: tk.update(tk.Momentum(), tk.setup(tk.Momentum(), x), x, g)[0])(x)
     np.testing.assert_allclose(jac, np.eye(3), atol=1e-15)
@@ -312,15 +317,25 @@ def test_optimisers_jl_independence(name):
 def test_optimisers_jl_element_types(x64, name):
     # marray = (Float32[1,2], Float64[3,4], Float16[5,6]); update(setup(o, marray), marray, marray) keeps each
     # leaf's element type. The values are checked too, against one step of the transcription.
-    params = (jnp.array([1.0, 2.0], jnp.float32), jnp.array([3.0, 4.0], jnp.float64), jnp.array([5.0, 6.0], jnp.float16))
+    params = (
+        jnp.array([1.0, 2.0], jnp.float32),
+        jnp.array([3.0, 4.0], jnp.float64),
+        jnp.array([5.0, 6.0], jnp.float16),
+    )
     opt = DEFAULT_RULES[name]
     new, _ = tk.update(opt, tk.setup(opt, params), params, params)
     assert tuple(leaf.dtype for leaf in new) == (jnp.float32, jnp.float64, jnp.float16)
-    rule = {"Descent": flux_descent(0.1), "Momentum": flux_momentum(0.01, 0.9), "Nesterov": flux_nesterov(0.001, 0.9),
-            "Adam": flux_adam(0.001, (0.9, 0.999), 1e-8)}[name]
+    rule = {
+        "Descent": flux_descent(0.1),
+        "Momentum": flux_momentum(0.01, 0.9),
+        "Nesterov": flux_nesterov(0.001, 0.9),
+        "Adam": flux_adam(0.001, (0.9, 0.999), 1e-8),
+    }[name]
     for leaf, got, rtol in zip(params, new, (1e-6, 1e-14, 1e-3)):
         x = np.asarray(leaf, np.float64)
-        np.testing.assert_allclose(np.asarray(got, np.float64), flux_trajectory(rule, x, lambda x, t: x, 1)[0], rtol=rtol)
+        np.testing.assert_allclose(
+            np.asarray(got, np.float64), flux_trajectory(rule, x, lambda x, t: x, 1)[0], rtol=rtol
+        )
 
 
 @pytest.mark.parametrize("name", DEFAULT_RULES)
@@ -331,17 +346,23 @@ def test_optimisers_jl_gradient_types(name):
     opt = DEFAULT_RULES[name]
     g = np.array([[1.0, 2.0], [3.0, 4.0]])
     new, _ = tk.update(opt, tk.setup(opt, x), x, {"a": jnp.asarray(g, jnp.float32), "b": None})
-    rule = {"Descent": flux_descent(0.1), "Momentum": flux_momentum(0.01, 0.9), "Nesterov": flux_nesterov(0.001, 0.9),
-            "Adam": flux_adam(0.001, (0.9, 0.999), 1e-8)}[name]
+    rule = {
+        "Descent": flux_descent(0.1),
+        "Momentum": flux_momentum(0.01, 0.9),
+        "Nesterov": flux_nesterov(0.001, 0.9),
+        "Adam": flux_adam(0.001, (0.9, 0.999), 1e-8),
+    }[name]
     np.testing.assert_allclose(new["a"], flux_trajectory(rule, np.ones((2, 2)), lambda x, t: g, 1)[0], rtol=1e-6)
     assert not np.any(np.asarray(new["a"]) == 1.0)
     assert new["b"].dtype == jnp.int32 and np.array_equal(new["b"], np.ones((2, 2)))
 
 
-COMPLEX_RULES = {"Adam": (tk.Adam(1e-2), flux_adam(1e-2, (0.9, 0.999), 1e-8)),
-                 "Descent": (tk.Descent(1e-2), flux_descent(1e-2)),
-                 "Momentum": (tk.Momentum(1e-2), flux_momentum(1e-2, 0.9)),
-                 "Nesterov": (tk.Nesterov(1e-2), flux_nesterov(1e-2, 0.9))}
+COMPLEX_RULES = {
+    "Adam": (tk.Adam(1e-2), flux_adam(1e-2, (0.9, 0.999), 1e-8)),
+    "Descent": (tk.Descent(1e-2), flux_descent(1e-2)),
+    "Momentum": (tk.Momentum(1e-2), flux_momentum(1e-2, 0.9)),
+    "Nesterov": (tk.Nesterov(1e-2), flux_nesterov(1e-2, 0.9)),
+}
 X_COMPLEX = 1 + 1j
 
 
@@ -382,7 +403,9 @@ def test_optimisers_jl_complex_numbers_flux_1776(name):
     opt, _ = COMPLEX_RULES[name]
     model = {"w": jnp.zeros(1, jnp.complex64)}
     assert float(complex_loss(model["w"])) == pytest.approx(2.0)
-    step = jax.jit(lambda state, model: tk.update(opt, state, model, tk.gradient(lambda m: complex_loss(m["w"]), model)[0]))
+    step = jax.jit(
+        lambda state, model: tk.update(opt, state, model, tk.gradient(lambda m: complex_loss(m["w"]), model)[0])
+    )
     state, losses = tk.setup(opt, model), []
     for _ in range(10):
         model, state = step(state, model)

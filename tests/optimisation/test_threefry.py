@@ -36,8 +36,12 @@ def test_same_numbers_as_jax_threefry(draw):
 def test_same_numbers_in_float64(x64):
     key = jax.random.key(3)
     fast = faster_equivalent(key)
-    np.testing.assert_array_equal(jax.random.uniform(fast, (6,), dtype=jnp.float64), jax.random.uniform(key, (6,), dtype=jnp.float64))
-    np.testing.assert_array_equal(jax.random.bits(fast, (6,), dtype=jnp.uint64), jax.random.bits(key, (6,), dtype=jnp.uint64))
+    np.testing.assert_array_equal(
+        jax.random.uniform(fast, (6,), dtype=jnp.float64), jax.random.uniform(key, (6,), dtype=jnp.float64)
+    )
+    np.testing.assert_array_equal(
+        jax.random.bits(fast, (6,), dtype=jnp.uint64), jax.random.bits(key, (6,), dtype=jnp.uint64)
+    )
 
 
 def test_same_numbers_under_jit_and_vmap_of_per_step_keys():

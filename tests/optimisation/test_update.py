@@ -134,8 +134,10 @@ def test_update_composes_with_jit_vmap_and_grad(x64, opt, rule, hyper):
 
     batch_w = np.array([[1.0, -2.0], [0.5, 0.25], [3.0, -0.1]])
     batch = Layer(jnp.asarray(batch_w), n, jnp.array([[True, True], [True, False], [False, False]]))
-    for name, run in (("vmap", jax.vmap(three_steps, in_axes=(Layer(0, None, 0),))),
-                      ("jit(vmap)", jax.jit(jax.vmap(three_steps, in_axes=(Layer(0, None, 0),))))):
+    for name, run in (
+        ("vmap", jax.vmap(three_steps, in_axes=(Layer(0, None, 0),))),
+        ("jit(vmap)", jax.jit(jax.vmap(three_steps, in_axes=(Layer(0, None, 0),)))),
+    ):
         batched = run(batch)
         for i in range(len(batch_w)):
             np.testing.assert_allclose(batched.w[i], by_hand(batch_w[i]), rtol=1e-12, err_msg=f"{name}, problem {i}")
@@ -150,13 +152,19 @@ def test_update_composes_with_jit_vmap_and_grad(x64, opt, rule, hyper):
 
     h = 1e-5
     differences = [
-        (8 * (final_loss_by_hand(w0 + h * e) - final_loss_by_hand(w0 - h * e))
-         - (final_loss_by_hand(w0 + 2 * h * e) - final_loss_by_hand(w0 - 2 * h * e))) / (12 * h)
+        (
+            8 * (final_loss_by_hand(w0 + h * e) - final_loss_by_hand(w0 - h * e))
+            - (final_loss_by_hand(w0 + 2 * h * e) - final_loss_by_hand(w0 - 2 * h * e))
+        )
+        / (12 * h)
         for e in np.eye(2)
     ]
     assert np.all(np.abs(differences) > 1e-3)
-    for name, grad in (("grad", jax.grad(final_loss)), ("grad(jit)", jax.grad(jax.jit(final_loss))),
-                       ("jit(grad)", jax.jit(jax.grad(final_loss)))):
+    for name, grad in (
+        ("grad", jax.grad(final_loss)),
+        ("grad(jit)", jax.grad(jax.jit(final_loss))),
+        ("jit(grad)", jax.jit(jax.grad(final_loss))),
+    ):
         np.testing.assert_allclose(grad(jnp.asarray(w0)), differences, rtol=1e-7, err_msg=name)
 
 

@@ -100,7 +100,9 @@ def saved_key(path: str | os.PathLike) -> Any:
 def _read(path: str | os.PathLike) -> dict[str, Any]:
     name = os.fspath(path)
     if not os.path.exists(name):
-        raise FileNotFoundError(f"tk.optimise: resume={name!r}: no such checkpoint file (write one with checkpoint=...).")
+        raise FileNotFoundError(
+            f"tk.optimise: resume={name!r}: no such checkpoint file (write one with checkpoint=...)."
+        )
     with open(name, "rb") as file:
         raw = file.read()
     try:
@@ -112,7 +114,9 @@ def _read(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(record, dict) or record.get("format") != _FORMAT:
         raise ValueError(f"tk.optimise: {name!r} is not a tk.optimise checkpoint.")
     if record.get("version") != _VERSION:
-        raise ValueError(f"tk.optimise: {name!r} has checkpoint version {record.get('version')!r}; this toolkit reads version {_VERSION}.")
+        raise ValueError(
+            f"tk.optimise: {name!r} has checkpoint version {record.get('version')!r}; this toolkit reads version {_VERSION}."
+        )
     return record
 
 
@@ -137,4 +141,6 @@ def _check_leaves(path: str | os.PathLike, record: dict[str, Any], expected: lis
 
 def _same_key(a: Any, b: Any) -> bool:
     ra, rb = _key_record(a), _key_record(b)
-    return rb is not None and ra["impl"] == rb["impl"] and np.array_equal(ra["data"], rb["data"])
+    if ra is None or rb is None:
+        return ra is rb
+    return ra["impl"] == rb["impl"] and np.array_equal(ra["data"], rb["data"])

@@ -16,7 +16,8 @@ the same shapes reuses the compiled loop without tracing anything.
 from __future__ import annotations
 
 import collections
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -167,9 +168,7 @@ class Minibatches(Source):
     def fetch(self, data: Any, key: Any, s: jax.Array, pre: Any, local: Any) -> tuple[Any, Any]:
         epoch, order = local
         current = self._epoch(data, s)
-        order = jax.lax.cond(
-            current == epoch, lambda: order, lambda: self._permutation(data, key, current)
-        )
+        order = jax.lax.cond(current == epoch, lambda: order, lambda: self._permutation(data, key, current))
         per_epoch = _first_axis(data) // self.batch_size
         rows = jax.lax.dynamic_slice_in_dim(order, (s % per_epoch) * self.batch_size, self.batch_size)
         return jax.tree.map(lambda a: jnp.take(a, rows, axis=0), data), (current, order)
@@ -201,8 +200,14 @@ def source_for(data: Any, batch_size: int | None, key: Any) -> Source:
         if batch_size is None:
             source = Examples()
         else:
-            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= n:
-                raise ValueError(f"tk.optimise: batch_size must be an integer in [1, {n}] (the number of examples), got {batch_size!r}.")
+            if (
+                isinstance(batch_size, bool)
+                or not isinstance(batch_size, (int, np.integer))
+                or not 1 <= batch_size <= n
+            ):
+                raise ValueError(
+                    f"tk.optimise: batch_size must be an integer in [1, {n}] (the number of examples), got {batch_size!r}."
+                )
             source = Minibatches(int(batch_size))
     if source.needs_key and key is None:
         why = "a sampler needs" if isinstance(source, Sampler) else "batch_size shuffles each epoch, which needs"
@@ -219,9 +224,13 @@ def _check_examples(data: Any) -> int:
     for path, leaf in leaves:
         where = "data" + jax.tree_util.keystr(path)
         if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
-            raise TypeError(f"tk.optimise: {where} is a {type(leaf).__name__}; data must hold arrays with a leading example axis.")
+            raise TypeError(
+                f"tk.optimise: {where} is a {type(leaf).__name__}; data must hold arrays with a leading example axis."
+            )
         if np.ndim(leaf) == 0:
-            raise ValueError(f"tk.optimise: {where} is a scalar ({describe(leaf)}); data arrays need a leading example axis.")
+            raise ValueError(
+                f"tk.optimise: {where} is a scalar ({describe(leaf)}); data arrays need a leading example axis."
+            )
         sizes[where] = leaf.shape[0]
     if len(set(sizes.values())) > 1:
         listing = ", ".join(f"{where}: {n}" for where, n in sizes.items())

@@ -17,7 +17,8 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -180,15 +181,19 @@ def _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint, chec
         )
     for name, value in (("tol", tol), ("gtol", gtol)):
         number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if value is not None and not (number and 0 <= value < math.inf):
-            raise ValueError(f"tk.optimise: {name} must be a finite number >= 0 (or None to disable it), got {value!r}.")
+        if value is not None and not (number and 0 <= float(value) < math.inf):
+            raise ValueError(
+                f"tk.optimise: {name} must be a finite number >= 0 (or None to disable it), got {value!r}."
+            )
     if log_every is not None:
         _count("log_every", log_every)
     if callback is not None:
         if not callable(callback):
             raise TypeError(f"tk.optimise: callback must be a function callback(step, params, loss), got {callback!r}.")
         if log_every is None:
-            raise ValueError("tk.optimise: a callback needs log_every=k (it is called after steps 1, 1 + k, 1 + 2k, ...).")
+            raise ValueError(
+                "tk.optimise: a callback needs log_every=k (it is called after steps 1, 1 + k, 1 + 2k, ...)."
+            )
     if checkpoint_every is not None:
         _count("checkpoint_every", checkpoint_every)
         if checkpoint is None:
@@ -209,8 +214,11 @@ def _check_arity(loss: Callable, implicit: bool, takes_sample: bool) -> None:
         name = getattr(loss, "__name__", "loss")
         raise TypeError(
             f"tk.optimise: loss is called as loss({', '.join(args)}), but {name}{signature} does not accept that. "
-            + ("With data=..., the loss takes the step's sample as its last argument." if takes_sample
-               else "Without data, the loss takes no sample argument.")
+            + (
+                "With data=..., the loss takes the step's sample as its last argument."
+                if takes_sample
+                else "Without data, the loss takes no sample argument."
+            )
         ) from None
 
 
@@ -321,13 +329,16 @@ class _Problem:
 
 def _batch_size(values: Any) -> int:
     leaves, _ = jax.tree_util.tree_flatten_with_path(values)
-    sizes = {filters.keystr(p, "params"): (np.shape(leaf)[:1] or (None,))[0] for p, leaf in leaves}
-    if None in sizes.values() or len(set(sizes.values())) != 1:
+    sizes: dict[str, int | None] = {
+        filters.keystr(p, "params"): (np.shape(leaf)[:1] or (None,))[0] for p, leaf in leaves
+    }
+    counts = {n for n in sizes.values() if n is not None}
+    if None in sizes.values() or len(counts) != 1:
         listing = ", ".join(f"{where}: {'no axis' if n is None else n}" for where, n in sizes.items())
         raise ValueError(
             f"tk.optimise: batched=True needs every parameter leaf to have the same leading (problem) axis; got {listing}."
         )
-    return next(iter(sizes.values()))
+    return counts.pop()
 
 
 # --- running chunks --------------------------------------------------------------------------------
@@ -392,8 +403,16 @@ class _Driver:
     """Runs chunks until the run ends; knows where chunks must stop (callbacks, checkpoints)."""
 
     def __init__(
-        self, chunk: Chunk, problem: _Problem, source: Source, data: Any, key: Any,
-        steps: int, tol: float | None, gtol: float | None, loss_dtype: np.dtype,
+        self,
+        chunk: Chunk,
+        problem: _Problem,
+        source: Source,
+        data: Any,
+        key: Any,
+        steps: int,
+        tol: float | None,
+        gtol: float | None,
+        loss_dtype: np.dtype,
     ):
         self.chunk, self.problem, self.data, self.steps = chunk, problem, data, steps
         self.key = key if source.needs_key else None
@@ -402,8 +421,13 @@ class _Driver:
         self.batched = problem.batch is not None
 
     def drive(
-        self, run: _Run, show: bool, log_every: int | None, callback: Callable | None,
-        checkpoint: str | os.PathLike | None, checkpoint_every: int | None,
+        self,
+        run: _Run,
+        show: bool,
+        log_every: int | None,
+        callback: Callable | None,
+        checkpoint: str | os.PathLike | None,
+        checkpoint_every: int | None,
     ) -> tuple[_Run, bool]:
         """Run chunks from ``run`` to the end; ``(the run at its last chunk boundary, whether Ctrl-C ended it)``."""
         length = self._first_length()
@@ -433,7 +457,14 @@ class _Driver:
 
     def _chunk(self, run: _Run, end: int) -> _Run:
         t, progress, losses = self.chunk.run(
-            run.progress, self.problem.rest_arrays, self.data, self.key, np.int32(run.t), np.int32(end), self.tol, self.gtol
+            run.progress,
+            self.problem.rest_arrays,
+            self.data,
+            self.key,
+            np.int32(run.t),
+            np.int32(end),
+            self.tol,
+            self.gtol,
         )
         t, status, steps, losses = jax.device_get((t, progress.status, progress.steps, losses))
         if self.batched:
@@ -445,7 +476,9 @@ class _Driver:
 
     def _first_length(self) -> int:
         rate = self.chunk.memo.get("rate")  # measured by an earlier call with this compiled loop
-        return self._clip(4 * self.chunk.block if rate is None else int(rate * _TARGET_SECONDS), limit=self.chunk.buffer)
+        return self._clip(
+            4 * self.chunk.block if rate is None else int(rate * _TARGET_SECONDS), limit=self.chunk.buffer
+        )
 
     def _next_length(self, previous: int, ran: int, seconds: float) -> int:
         rate = ran / max(seconds, 1e-9)
@@ -485,7 +518,8 @@ def _short(loss: Any) -> str:
 
 def _result(problem: _Problem, run: _Run, steps: int, interrupted: bool, tol: Any, gtol: Any) -> Result:
     reasons = tuple(
-        stop_reason(int(s), int(n), steps, interrupted, tol, gtol) for s, n in zip(run.status.ravel(), run.steps.ravel())
+        stop_reason(int(s), int(n), steps, interrupted, tol, gtol)
+        for s, n in zip(run.status.ravel(), run.steps.ravel())
     )
     losses = run.history()
     params = problem.full(run.progress.params)
@@ -494,7 +528,11 @@ def _result(problem: _Problem, run: _Run, steps: int, interrupted: bool, tol: An
         params = problem.implicit
     diverged = [r for r in reasons if r.startswith("diverged")]
     if diverged:
-        where = diverged[0] if problem.batch is None else f"{len(diverged)} of {problem.batch} problems diverged, first {diverged[0]}"
+        where = (
+            diverged[0]
+            if problem.batch is None
+            else f"{len(diverged)} of {problem.batch} problems diverged, first {diverged[0]}"
+        )
         warnings.warn(
             f"tk.optimise: {where}: the loss, gradient or parameters became non-finite, so the run stopped and "
             f"returned the last finite parameters. Try a smaller learning rate η.",

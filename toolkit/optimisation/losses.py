@@ -15,7 +15,8 @@ structs is the mean of all their squared differences.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -57,8 +58,7 @@ def _paired(caller: str, ŷ: Any, y: Any) -> list[jax.Array]:
             f"  ŷ: {structure}\n  y: {jax.tree.structure(y)}"
         )
     return [
-        _leaf_difference(caller, filters.keystr(path, "ŷ"), a, b)
-        for (path, a), b in zip(labelled, jax.tree.leaves(y))
+        _leaf_difference(caller, filters.keystr(path, "ŷ"), a, b) for (path, a), b in zip(labelled, jax.tree.leaves(y))
     ]
 
 

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 import optax
 
 __all__ = ["Descent", "Momentum", "Nesterov", "Adam"]
 
-LearningRate = Union[float, Callable[[Any], Any]]
+LearningRate = float | Callable[[Any], Any]
 
 _ALIASES = {"eta": "η", "rho": "ρ", "beta": "β", "epsilon": "ϵ"}
 

@@ -116,6 +116,6 @@ def faster_equivalent(key: Any) -> Any:
         True
     """
     typed = isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if not typed or str(jax.random.key_impl(key)) != "threefry2x32" or not jax.config.jax_threefry_partitionable:
+    if not typed or str(jax.random.key_impl(key)) != "threefry2x32" or not jax.config.jax_threefry_partitionable:  # pyright: ignore[reportAttributeAccessIssue]
         return key
     return jax.random.wrap_key_data(jax.random.key_data(key), impl=UNROLLED)
