@@ -39,6 +39,7 @@ __all__ = [
     "is_array",
     "is_inexact",
     "is_operand",
+    "concrete",
     "partition",
     "combine",
     "split",
@@ -155,6 +156,21 @@ def check_callable(caller: str, name: str, value: Any, example: str) -> None:
     """A ``TypeError`` naming the argument unless ``value`` is callable."""
     if not callable(value):
         raise TypeError(f"{caller}: {name} must be a function, such as {example}; got {describe(value)}.")
+
+
+def concrete(x: Any) -> np.ndarray | None:
+    """``x``'s values as a NumPy array, or ``None`` where it has none yet (traced by ``jit``, ``grad`` or ``vmap``).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from toolkit.filters import concrete
+        >>> concrete(jnp.ones(2)), bool(jax.jit(lambda x: concrete(x) is None)(1.0))
+        (array([1., 1.], dtype=float32), True)
+    """
+    try:
+        return np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
 
 
 def partition(tree: Any, predicate: Callable[[Any], bool] = is_inexact) -> tuple[Any, Any]:

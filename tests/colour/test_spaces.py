@@ -47,6 +47,25 @@ def test_required_spaces_are_supported_with_the_right_curves():
     assert rgb_space("sRGB", linear=True).curve is transfer.LINEAR
 
 
+def mirrored(cctf):
+    """colour-science's curve, with a pure gamma mirrored below 0 (its default there is NaN), as toolkit documents."""
+    return lambda x: np.sign(x) * cctf(np.abs(x))
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_each_required_space_curve_is_colour_sciences_in_and_out_of_range(name, x64):
+    x = np.linspace(-0.5, 1.5, 401)
+    curve, theirs = rgb_space(name).curve, colour_science.RGB_COLOURSPACES[name]
+    gamma = name == "Adobe RGB (1998)"
+    decode = mirrored(theirs.cctf_decoding) if gamma else theirs.cctf_decoding
+    encode = mirrored(theirs.cctf_encoding) if gamma else theirs.cctf_encoding
+    np.testing.assert_allclose(np.asarray(curve.decode(x)), decode(x), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(curve.encode(x)), encode(x), rtol=1e-13, atol=1e-15)
+    linear = rgb_space(name, linear=True).curve
+    np.testing.assert_array_equal(np.asarray(linear.decode(x)), x)
+    np.testing.assert_array_equal(np.asarray(linear.encode(x)), x)
+
+
 def test_every_supported_space_decodes_and_encodes_as_colour_science_does():
     x = np.linspace(0, 1.5, 31)  # colour-science's default gamma is NaN below 0
     decode = jax.jit(lambda curve, v: curve.decode(v), static_argnums=0)
@@ -80,7 +99,9 @@ def test_adaptation_is_colour_sciences_default_cat():
 
 
 def test_unknown_space_names_the_valid_ones_and_suggests_the_closest():
-    with pytest.raises(ValueError, match=r"space='sRBG' is not a known RGB colourspace\. Did you mean 'sRGB'\?.*Display P3"):
+    with pytest.raises(
+        ValueError, match=r"space='sRBG' is not a known RGB colourspace\. Did you mean 'sRGB'\?.*Display P3"
+    ):
         rgb_space("sRBG")
     with pytest.raises(ValueError, match=r"space=None is not a known RGB colourspace"):
         rgb_space(None)

@@ -133,7 +133,9 @@ def test_gradients_are_finite_everywhere_including_cuts_and_zero(name, ours, ref
 def test_gradients_match_central_differences_away_from_cuts(name, ours, reference, x64):
     x = np.random.default_rng(2).uniform(-0.5, 1.5, 2000)
     h = 1e-6
-    x = x[np.min(np.abs(x[:, None] - np.array(CUTS + [-c for c in CUTS])[None]), axis=1) > 1e-3]  # FD truncation error grows near kinks and 0
+    x = x[
+        np.min(np.abs(x[:, None] - np.array(CUTS + [-c for c in CUTS])[None]), axis=1) > 1e-3
+    ]  # FD truncation error grows near kinks and 0
     fd = (reference(x + h) - reference(x - h)) / (2 * h)
     ad = np.asarray(jax.vmap(jax.grad(ours))(x))
     np.testing.assert_allclose(ad, fd, rtol=1e-6, atol=1e-8)
@@ -153,19 +155,26 @@ def test_gradient_of_the_encoding_gamma_at_zero_is_the_documented_subgradient_0(
 
 
 def test_float32_in_float32_out_and_integers_become_floats():
-    x = jnp.linspace(-0.2, 1.2, 7, dtype=jnp.float32)
-    for _, ours, _ in CURVES:
-        assert ours(x).dtype == jnp.float32
-    assert transfer.srgb_decode(jnp.array([0, 1])).dtype == jnp.float32
+    x = np.linspace(-0.2, 1.2, 7, dtype=np.float32)
+    for name, ours, reference in CURVES:
+        out = ours(jnp.asarray(x))
+        assert out.dtype == jnp.float32, name
+        np.testing.assert_allclose(np.asarray(out), reference(x.astype(np.float64)), rtol=2e-6, atol=1e-7, err_msg=name)
+    integers = transfer.srgb_decode(jnp.array([0, 1]))
+    assert integers.dtype == jnp.float32
+    np.testing.assert_array_equal(integers, [0.0, 1.0])
 
 
 def test_structs_in_structs_out_with_jit_and_vmap():
     rgb = RGB(jnp.array([0.1, 0.5]), jnp.array([0.2, 1.1]), jnp.array([-0.1, 0.0]))
     out = jax.jit(transfer.srgb_decode)(rgb)
     assert isinstance(out, RGB)
-    np.testing.assert_allclose(out.g, eotf_sRGB(np.array([0.2, 1.1])), rtol=1e-6)
-    batched = jax.vmap(transfer.srgb_encode)(jnp.ones((4, 3)) * 0.5)
+    for got, x in ((out.r, [0.1, 0.5]), (out.g, [0.2, 1.1]), (out.b, [-0.1, 0.0])):
+        np.testing.assert_allclose(got, eotf_sRGB(np.array(x)), rtol=1e-6, atol=1e-8)
+    codes = np.linspace(0.0, 1.0, 12).reshape(4, 3)
+    batched = jax.vmap(transfer.srgb_encode)(jnp.asarray(codes, jnp.float32))
     assert batched.shape == (4, 3)
+    np.testing.assert_allclose(batched, eotf_inverse_sRGB(codes), rtol=1e-6, atol=1e-7)
 
 
 def test_complex_input_is_a_clear_error():

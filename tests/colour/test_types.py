@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import toolkit as tk
-from toolkit.colour import XYZ, Lab, RGB, as_array, channels, from_channels, like
+from toolkit.colour import RGB, XYZ, Lab, as_array, channels, from_channels, like
 
 
 def test_colours_are_structs_with_arithmetic_and_gradients():
@@ -21,24 +21,30 @@ def test_channels_of_arrays_and_structs_agree():
     x = jnp.arange(12.0).reshape(4, 3)
     r, g, b = channels(x, RGB, "f", "rgb")
     np.testing.assert_array_equal(r, x[:, 0])
+    np.testing.assert_array_equal(g, x[:, 1])
+    np.testing.assert_array_equal(b, x[:, 2])
     again = channels(RGB(x[:, 0], x[:, 1], x[:, 2]), RGB, "f", "rgb")
-    for u, v in zip(again, (r, g, b)):
-        np.testing.assert_array_equal(u, v)
+    for i, u in enumerate(again):
+        np.testing.assert_array_equal(u, x[:, i])
 
 
 def test_channels_broadcast_struct_fields_and_promote_integers():
     r, g, b = channels(RGB(jnp.arange(3), 1, jnp.zeros((2, 1), jnp.float32)), RGB, "f", "rgb")
     assert r.shape == g.shape == b.shape == (2, 3)
     assert r.dtype == g.dtype == b.dtype == jnp.float32
+    np.testing.assert_array_equal(r, [[0.0, 1.0, 2.0]] * 2)
+    np.testing.assert_array_equal(g, np.ones((2, 3)))
+    np.testing.assert_array_equal(b, np.zeros((2, 3)))
     (x, y, z) = channels(jnp.array([1, 2, 3]), XYZ, "f", "xyz")
-    assert x.dtype == jnp.float32
+    assert x.dtype == jnp.float32 and (float(x), float(y), float(z)) == (1.0, 2.0, 3.0)
     with jax.enable_x64(True):
         assert channels(jnp.ones(3, jnp.float64), XYZ, "f", "xyz")[0].dtype == jnp.float64
 
 
 def test_from_channels_returns_the_kind_it_was_given():
     values = tuple(jnp.array([1.0, 2.0, 3.0]))
-    assert isinstance(from_channels(RGB(0.0, 0.0, 0.0), values, Lab), Lab)
+    struct = from_channels(RGB(0.0, 0.0, 0.0), values, Lab)
+    assert isinstance(struct, Lab) and (float(struct.l), float(struct.a), float(struct.b)) == (1.0, 2.0, 3.0)
     stacked = from_channels(jnp.zeros(3), values, Lab)
     np.testing.assert_array_equal(stacked, [1.0, 2.0, 3.0])
 
@@ -46,13 +52,22 @@ def test_from_channels_returns_the_kind_it_was_given():
 def test_as_array_and_like_round_trip():
     lab = Lab(jnp.ones(2), jnp.zeros(2), 2.0)
     array = as_array(lab)
-    assert array.shape == (2, 3)
+    np.testing.assert_array_equal(array, [[1.0, 0.0, 2.0], [1.0, 0.0, 2.0]])  # fields broadcast, stacked last
     back = like(lab, array, Lab)
+    assert isinstance(back, Lab)
+    np.testing.assert_array_equal(back.l, [1.0, 1.0])
+    np.testing.assert_array_equal(back.a, [0.0, 0.0])
     np.testing.assert_array_equal(back.b, [2.0, 2.0])
+    np.testing.assert_array_equal(
+        like(jnp.zeros(3), jnp.array([4.0, 5.0, 6.0]), Lab), [4.0, 5.0, 6.0]
+    )  # arrays stay arrays
 
 
 def test_errors_name_the_function_the_argument_and_the_fix():
-    with pytest.raises(ValueError, match=r"f: lab must be a Lab struct or an array whose last axis has length 3 \(l, a, b\), got f32\[2\].*jnp.stack"):
+    with pytest.raises(
+        ValueError,
+        match=r"f: lab must be a Lab struct or an array whose last axis has length 3 \(l, a, b\), got f32\[2\].*jnp.stack",
+    ):
         channels(jnp.ones(2), Lab, "f", "lab")
     with pytest.raises(TypeError, match=r"f: rgb is an XYZ struct, expected RGB"):
         channels(XYZ(1.0, 1.0, 1.0), RGB, "f", "rgb")

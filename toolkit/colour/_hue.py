@@ -54,7 +54,7 @@ def _opposite_slack(d: jax.Array) -> jax.Array:
     to spare for the compiler rounding the same difference differently in the
     value and in the gradient.
     """
-    return 1440 * jnp.finfo(jnp.result_type(d)).eps
+    return 1440 * jnp.asarray(jnp.finfo(jnp.result_type(d)).eps)
 
 
 def hue_difference(h1: jax.Array, h2: jax.Array) -> jax.Array:

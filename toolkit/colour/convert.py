@@ -5,7 +5,9 @@ whose last axis holds the three channels, with any leading batch shape, and
 returns the same kind. Each compiles to one fused elementwise kernel (the
 3x3 matrices are constants; called outside ``jit`` it is compiled once per
 settings and shape), so it is cheap on large images, and it composes with
-``jax.jit``, ``jax.vmap`` and ``jax.grad``. Gradients are finite everywhere:
+``jax.jit``, ``jax.vmap`` and ``jax.grad``. Half-precision colours (float16,
+bfloat16) are converted in float32 and returned in their own dtype (see
+:mod:`toolkit.colour` on dtypes). Gradients are finite everywhere:
 on the sRGB cube, at black and at every grey, and for out-of-gamut values
 (negative or above 1), which are carried through, never clipped.
 
@@ -36,7 +38,7 @@ Settings (``space`` may also be passed second, positionally):
 Greys stay exactly grey: whenever the reference white is the colourspace's
 white (``reference_white="space"``, or ``"illuminant"`` with a derived
 matrix), every grey ``(g, g, g)``, out-of-range ones included, maps to
-a* = b* = 0 exactly (not merely to rounding), in float32 and float64, and
+a* = b* = 0 exactly (not merely to rounding), in every dtype, and
 ``lab_to_rgb`` maps (L, 0, 0) to an exact grey. The matrix is applied as
 ``s * g + m0 * (r - g) + m2 * (b - g)``, with the row sums ``s`` equal to 1
 exactly, so a grey's ratios X/Xn, Y/Yn, Z/Zn are all ``g``. (A plain matrix
@@ -63,15 +65,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from toolkit.colour._dtypes import as_they_are, cast, needs_cast, promoted, working_dtype
 from toolkit.colour.spaces import DEFAULT_OBSERVER, Illuminant, adaptation_matrix, rgb_space, white_xyz, whitepoint
 from toolkit.colour.transfer import Curve, positive_power
-from toolkit.colour.types import XYZ, Channels, Colour, Lab, RGB, channels, from_channels
+from toolkit.colour.types import RGB, XYZ, Channels, Colour, Lab, channels, checked, from_channels, well_formed
 
 __all__ = ["rgb_to_xyz", "xyz_to_rgb", "xyz_to_lab", "lab_to_xyz", "rgb_to_lab", "lab_to_rgb"]
 
@@ -188,7 +192,7 @@ def _lab_from_ratios(ratios: Channels) -> Channels:
 
 
 def _ratios_from_lab(lab: Channels) -> Channels:
-    l, a, b = lab
+    l, a, b = lab  # noqa: E741 (CIE's name for lightness)
     fy = (l + 16) / 116
     return _f_inverse(a / 500 + fy), _f_inverse(fy), _f_inverse(fy - b / 200)
 
@@ -202,6 +206,10 @@ def _encode(curve: Curve, c: Channels) -> Channels:
 
 
 # --- the conversions, as pure functions of their constants ------------------------
+#
+# The constants are Python floats, weakly typed, so they never promote a float32
+# colour to float64 under x64. The public functions below cast the colour to its
+# working dtype first (float32 for half precision, see toolkit.colour._dtypes).
 
 
 def _rgb_to_xyz(k: _Constants, rgb: Any) -> Any:
@@ -222,7 +230,8 @@ def _xyz_to_lab(white: tuple[float, float, float], xyz: Any) -> Any:
 
 def _lab_to_xyz(white: tuple[float, float, float], lab: Any) -> Any:
     ratios = _ratios_from_lab(channels(lab, Lab, "lab_to_xyz", "lab"))
-    return from_channels(lab, tuple(w * t for w, t in zip(white, ratios)), XYZ)
+    x, y, z = (w * t for w, t in zip(white, ratios))
+    return from_channels(lab, (x, y, z), XYZ)
 
 
 def _rgb_to_lab(k: _Constants, rgb: Any) -> Any:
@@ -243,6 +252,25 @@ def _lab_to_rgb(k: _Constants, lab: Any) -> Any:
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _compiled(conversion: Callable[[Any, Any], Any], constants: Any, colour: Any) -> Any:
     return conversion(constants, colour)
+
+
+def _run(conversion: Callable[[Any, Any], Any], constants: Any, colour: Any, kind: type, caller: str, name: str) -> Any:
+    """``conversion`` of ``colour`` in its working dtype, returned in the dtype its channels promote to.
+
+    A colour of float32 or float64 arrays throughout goes straight to the
+    kernel; so does one the kernel will reject, so that its error describes the
+    colour as given. Anything else (half precision, mixed dtypes, NumPy or
+    Python-scalar channels) is cast to the working dtype, so that one kernel
+    per working dtype serves every mixture.
+    """
+    if as_they_are((colour,)):
+        return _compiled(conversion, constants, colour)
+    colour = checked(colour, kind, caller, name)
+    dtype = promoted(colour)
+    work = working_dtype(dtype)
+    if not needs_cast(colour, work) or not well_formed(colour, kind):
+        return _compiled(conversion, constants, colour)
+    return cast(_compiled(conversion, constants, cast(colour, work)), dtype)
 
 
 @functools.cache
@@ -279,7 +307,7 @@ def rgb_to_xyz(
         >>> round(float(xyz.x), 4), round(float(xyz.y), 4), round(float(xyz.z), 4)
         (0.9505, 1.0, 1.089)
     """
-    return _compiled(_rgb_to_xyz, _lookup(space, linear, illuminant, observer), rgb)
+    return _run(_rgb_to_xyz, _lookup(space, linear, illuminant, observer), rgb, RGB, "rgb_to_xyz", "rgb")
 
 
 def xyz_to_rgb(
@@ -300,7 +328,7 @@ def xyz_to_rgb(
         >>> [round(v, 4) for v in xyz_to_rgb(jnp.array([0.9505, 1.0, 1.089])).tolist()]
         [1.0, 1.0, 1.0]
     """
-    return _compiled(_xyz_to_rgb, _lookup(space, linear, illuminant, observer), xyz)
+    return _run(_xyz_to_rgb, _lookup(space, linear, illuminant, observer), xyz, XYZ, "xyz_to_rgb", "xyz")
 
 
 def xyz_to_lab(xyz: Colour, *, illuminant: Illuminant = "D65", observer: str = DEFAULT_OBSERVER) -> Colour:
@@ -312,7 +340,7 @@ def xyz_to_lab(xyz: Colour, *, illuminant: Illuminant = "D65", observer: str = D
         >>> round(float(lab.l), 3)
         76.069
     """
-    return _compiled(_xyz_to_lab, _white(illuminant, observer), xyz)
+    return _run(_xyz_to_lab, _white(illuminant, observer), xyz, XYZ, "xyz_to_lab", "xyz")
 
 
 def lab_to_xyz(lab: Colour, *, illuminant: Illuminant = "D65", observer: str = DEFAULT_OBSERVER) -> Colour:
@@ -323,7 +351,7 @@ def lab_to_xyz(lab: Colour, *, illuminant: Illuminant = "D65", observer: str = D
         >>> round(float(lab_to_xyz(Lab(100.0, 0.0, 0.0)).y), 6)
         1.0
     """
-    return _compiled(_lab_to_xyz, _white(illuminant, observer), lab)
+    return _run(_lab_to_xyz, _white(illuminant, observer), lab, Lab, "lab_to_xyz", "lab")
 
 
 def rgb_to_lab(
@@ -356,7 +384,8 @@ def rgb_to_lab(
         >>> float(white.a), float(white.b)
         (0.0, 0.0)
     """
-    return _compiled(_rgb_to_lab, _lookup(space, linear, illuminant, observer, reference_white), rgb)
+    constants = _lookup(space, linear, illuminant, observer, reference_white)
+    return _run(_rgb_to_lab, constants, rgb, RGB, "rgb_to_lab", "rgb")
 
 
 def lab_to_rgb(
@@ -378,4 +407,5 @@ def lab_to_rgb(
         >>> [round(v, 3) + 0.0 for v in lab_to_rgb(jnp.array([53.2329, 80.1112, 67.2237])).tolist()]
         [1.0, 0.0, 0.0]
     """
-    return _compiled(_lab_to_rgb, _lookup(space, linear, illuminant, observer, reference_white), lab)
+    constants = _lookup(space, linear, illuminant, observer, reference_white)
+    return _run(_lab_to_rgb, constants, lab, Lab, "lab_to_rgb", "lab")

@@ -4,7 +4,9 @@ Each metric takes two colours in CIE L*a*b* (``Lab`` structs or arrays whose
 last axis holds L*, a*, b*), with any leading batch shapes that broadcast
 together, and returns ΔE as an array of the broadcast shape. Values match
 colour-science's ``delta_E`` (float64, to about 1e-12). Everything composes with
-``jax.jit``, ``jax.vmap`` and ``jax.grad``.
+``jax.jit``, ``jax.vmap`` and ``jax.grad``. ΔE has the dtype the colours and the
+weights promote to; half precision (float16, bfloat16) is computed in float32
+and rounded once (see :mod:`toolkit.colour` on dtypes).
 
 **Gradients.** The formulas are continuous, but not differentiable everywhere:
 
@@ -50,19 +52,21 @@ References:
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toolkit import safe
+from toolkit import filters, safe
 from toolkit._show import describe
 from toolkit.adjoints import adjoint
 from toolkit.colour._chroma import chroma
+from toolkit.colour._dtypes import as_they_are, cast, needs_cast, promoted, working_dtype
 from toolkit.colour._hue import hue, hue_difference, mean_hue, shared_hues
 from toolkit.colour.convert import rgb_to_lab, xyz_to_lab
-from toolkit.colour.types import XYZ, Lab, RGB, channels
+from toolkit.colour.types import RGB, XYZ, Lab, channels, checked, well_formed
 
 __all__ = ["ciede2000", "cie94", "cmc", "cie76", "colordiff", "METRICS"]
 
@@ -90,6 +94,39 @@ def _pair(caller: str, names: tuple[str, str], lab1: Any, lab2: Any) -> tuple[ja
     return tuple(jnp.broadcast_to(c, shape).astype(dtype) for c in first + second)
 
 
+def _run(
+    kernel: Callable[..., jax.Array], caller: str, names: tuple[str, str], lab1: Any, lab2: Any, *weights: Any
+) -> jax.Array:
+    """``kernel(lab1, lab2, *weights)`` in the working dtype, returned in the dtype the inputs promote to.
+
+    The colours are cast to the working dtype (float32 for half precision, see
+    ``toolkit.colour._dtypes``) before the kernel, unless they need no cast or
+    the kernel will reject one (so that its error describes it as given).
+    Scalar weights go in as Python floats, whatever their type: they count in
+    the dtype returned, and the kernel computes in the colours' dtype, so one
+    kernel serves ``kL=1.0`` and ``kL=np.float64(1.0)`` alike.
+    """
+    if as_they_are((lab1, lab2), weights):
+        return kernel(lab1, lab2, *weights)
+    lab1, lab2 = checked(lab1, Lab, caller, names[0]), checked(lab2, Lab, caller, names[1])
+    dtype = promoted(lab1, lab2, *weights)
+    work = working_dtype(dtype)
+    colours = (lab1, lab2)
+    if needs_cast(colours, work) and well_formed(lab1, Lab) and well_formed(lab2, Lab):
+        colours = cast(colours, work)
+    out = kernel(*colours, *(_weight(w, work) for w in weights))
+    return out if out.dtype == dtype else out.astype(dtype)
+
+
+def _weight(w: Any, work: Any) -> Any:
+    """A weight for a kernel computing in ``work``: a Python float if it is a known scalar, else a ``work`` array."""
+    if type(w) in (bool, int, float):  # not np.float64, a subclass of float but strongly typed
+        return w
+    if isinstance(w, np.generic) or (np.ndim(w) == 0 and filters.concrete(w) is not None):
+        return float(w)
+    return cast(w, work)
+
+
 def _channels_first(lab: Any) -> Any:
     """An array with a trailing axis of 3 as a Lab struct of contiguous channels (others as they are).
 
@@ -105,11 +142,22 @@ def _channels_first(lab: Any) -> Any:
 
 
 def _positive(caller: str, **weights: Any) -> tuple[Any, ...]:
-    """The weights, each checked to be > 0 wherever its value is known (not traced); lists become arrays."""
+    """The weights, each checked to be > 0 wherever its value is known (real wherever it is traced); lists become arrays."""
     for name, value in weights.items():
-        if not isinstance(value, jax.core.Tracer):
+        if filters.is_array(value) and filters.concrete(value) is None:  # traced: its values are not known yet
+            _check_real(caller, name, value)
+        else:
             _check_positive(caller, name, value)
     return tuple(jnp.asarray(v) if isinstance(v, (list, tuple)) else v for v in weights.values())
+
+
+def _check_real(caller: str, name: str, value: jax.Array) -> None:
+    if not (
+        jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.floating) or value.dtype == bool
+    ):
+        raise TypeError(
+            f"{caller}: {name} must be a real number or array of real numbers, got {describe(value)} (traced)."
+        )
 
 
 def _check_positive(caller: str, name: str, value: Any) -> None:
@@ -188,7 +236,7 @@ def _ciede2000(lab1: Any, lab2: Any, kL: Any, kC: Any, kH: Any) -> jax.Array:
     rotation = 30 * jnp.exp(-(((h_mean - 275) / 25) ** 2))
     R_T = -jnp.sin(jnp.radians(2 * rotation)) * 2 * _saturating(C_mean)
 
-    l, c, h = dL / (kL * S_L), dC / (kC * S_C), dH / (kH * S_H)
+    l, c, h = dL / (kL * S_L), dC / (kC * S_C), dH / (kH * S_H)  # noqa: E741 (the standard's names)
     return safe.sqrt(l * l + c * c + h * h + R_T * c * h)
 
 
@@ -226,7 +274,7 @@ def ciede2000(lab1: Any, lab2: Any, kL: Any = 1.0, kC: Any = 1.0, kH: Any = 1.0)
         2.0425
     """
     kL, kC, kH = _positive("ciede2000", kL=kL, kC=kC, kH=kH)
-    return _ciede2000_compiled(lab1, lab2, kL, kC, kH)
+    return _run(_ciede2000_compiled, "ciede2000", ("lab1", "lab2"), lab1, lab2, kL, kC, kH)
 
 
 # --- CIE94 and CMC: reference and sample --------------------------------------------
@@ -252,7 +300,7 @@ def _cie94(reference: Any, sample: Any, textiles: bool) -> jax.Array:
     k1, k2, kL = (0.048, 0.014, 2.0) if textiles else (0.045, 0.015, 1.0)
     C1, C2 = chroma(a1, b1, a2, b2), chroma(a2, b2, a1, b1)
     S_C, S_H = 1 + k1 * C1, 1 + k2 * C1
-    l, c = (L1 - L2) / kL, (C1 - C2) / S_C
+    l, c = (L1 - L2) / kL, (C1 - C2) / S_C  # noqa: E741 (the standard's names)
     return safe.sqrt(l * l + c * c + _hue_difference_squared(a1, b1, C1, a2, b2, C2) / (S_H * S_H))
 
 
@@ -279,7 +327,7 @@ def cie94(reference: Any, sample: Any, textiles: bool = False) -> jax.Array:
     """
     if not isinstance(textiles, bool):
         raise TypeError(f"cie94: textiles must be True or False, got {textiles!r}.")
-    return _cie94_compiled(reference, sample, textiles)
+    return _run(lambda r, s: _cie94_compiled(r, s, textiles), "cie94", ("reference", "sample"), reference, sample)
 
 
 def _cmc_hue_weight(h: jax.Array) -> jax.Array:
@@ -289,7 +337,7 @@ def _cmc_hue_weight(h: jax.Array) -> jax.Array:
     return jnp.where((h >= 164) & (h <= 345), inside, outside)
 
 
-def _cmc(reference: Any, sample: Any, l: Any, c: Any) -> jax.Array:
+def _cmc(reference: Any, sample: Any, l: Any, c: Any) -> jax.Array:  # noqa: E741 (CMC(l:c))
     L1, a1, b1, L2, a2, b2 = _pair("cmc", ("reference", "sample"), reference, sample)
     C1, C2 = chroma(a1, b1, a2, b2), chroma(a2, b2, a1, b1)
     S_L = jnp.where(L1 < 16, 0.511, 0.040975 * L1 / (1 + 0.01765 * L1))
@@ -304,7 +352,7 @@ def _cmc(reference: Any, sample: Any, l: Any, c: Any) -> jax.Array:
 _cmc_compiled = jax.jit(_cmc)
 
 
-def cmc(reference: Any, sample: Any, l: Any = 2.0, c: Any = 1.0) -> jax.Array:
+def cmc(reference: Any, sample: Any, l: Any = 2.0, c: Any = 1.0) -> jax.Array:  # noqa: E741 (CMC(l:c))
     """CMC(l:c) colour difference of ``sample`` from ``reference`` (Clarke, McDonald & Rigg 1984).
 
     Not symmetric: the weights use the lightness, chroma and hue of
@@ -325,8 +373,8 @@ def cmc(reference: Any, sample: Any, l: Any = 2.0, c: Any = 1.0) -> jax.Array:
         >>> round(float(cmc(Lab(50.0, 10.0, 10.0), Lab(52.0, 12.0, 8.0))), 4)
         4.6415
     """
-    l, c = _positive("cmc", l=l, c=c)
-    return _cmc_compiled(reference, sample, l, c)
+    l, c = _positive("cmc", l=l, c=c)  # noqa: E741 (CMC(l:c))
+    return _run(_cmc_compiled, "cmc", ("reference", "sample"), reference, sample, l, c)
 
 
 # --- CIE76 ---------------------------------------------------------------------------
@@ -350,7 +398,7 @@ def cie76(lab1: Any, lab2: Any) -> jax.Array:
         >>> float(cie76(Lab(50.0, 3.0, 0.0), Lab(50.0, 0.0, 4.0)))
         5.0
     """
-    return _cie76_compiled(lab1, lab2)
+    return _run(_cie76_compiled, "cie76", ("lab1", "lab2"), lab1, lab2)
 
 
 # --- colordiff -----------------------------------------------------------------------
@@ -395,22 +443,32 @@ def _kind(arrays: Any) -> type | None:
     raise ValueError(f"colordiff: arrays must be 'RGB', 'Lab' or 'XYZ' (what plain arrays hold), got {arrays!r}.")
 
 
-def _to_lab(colour: Any, name: str, kind: type | None, rgb_settings: dict[str, Any], lab_settings: dict[str, Any]) -> Any:
-    """``colour`` as Lab: structs by their type, plain arrays as ``kind``; RGB and XYZ converted."""
-    if not isinstance(colour, (RGB, Lab, XYZ)):
-        if kind is None:
-            raise TypeError(
-                f"colordiff: {name} is a plain array ({describe(jnp.asarray(colour))}), which could hold RGB or Lab "
-                f"values. Say which, for every plain array:\n"
-                f"  colordiff(a, b, arrays='RGB')   # or arrays='Lab' (or 'XYZ')\n"
-                f"or pass a struct: tk.colour.RGB(r, g, b), tk.colour.Lab(l, a, b)."
-            )
-        colour = kind(*channels(colour, kind, "colordiff", name))
-    if isinstance(colour, RGB):
+def _checked_colour(colour: Any, name: str, kind: type | None) -> tuple[Any, type]:
+    """``colour``, checked to hold real numbers (and, if a plain array, to hold ``kind``), and its kind."""
+    if isinstance(colour, (RGB, Lab, XYZ)):
+        return checked(colour, None, "colordiff", name), type(colour)
+    colour = checked(colour, kind, "colordiff", name)
+    if kind is None:
+        raise TypeError(
+            f"colordiff: {name} is a plain array ({describe(jnp.asarray(colour))}), which could hold RGB or Lab "
+            f"values. Say which, for every plain array:\n"
+            f"  colordiff(a, b, arrays='RGB')   # or arrays='Lab' (or 'XYZ')\n"
+            f"or pass a struct: tk.colour.RGB(r, g, b), tk.colour.Lab(l, a, b)."
+        )
+    if not well_formed(colour, kind):
+        channels(colour, kind, "colordiff", name)  # raises, naming colordiff's argument
+    return colour, kind
+
+
+def _to_lab(colour: Any, kind: type, work: Any, rgb_settings: dict[str, Any], lab_settings: dict[str, Any]) -> Any:
+    """``colour`` (of ``kind``) as Lab: RGB and XYZ converted in the working dtype, Lab as it is."""
+    if kind is Lab:
+        return colour  # the metric casts it itself
+    if needs_cast(colour, work):
+        colour = cast(colour, work)
+    if kind is RGB:
         return rgb_to_lab(colour, **rgb_settings)
-    if isinstance(colour, XYZ):
-        return xyz_to_lab(colour, **lab_settings)
-    return colour
+    return xyz_to_lab(colour, **lab_settings)
 
 
 def colordiff(
@@ -465,4 +523,18 @@ def colordiff(
         )
     lab_settings = {k: v for k, v in conversion.items() if k in ("illuminant", "observer")}
     rgb_settings = dict(conversion, space=space)
-    return f(_to_lab(a, "a", kind, rgb_settings, lab_settings), _to_lab(b, "b", kind, rgb_settings, lab_settings))
+    (a, kind_a), (b, kind_b) = _checked_colour(a, "a", kind), _checked_colour(b, "b", kind)
+    dtype = promoted(a, b)
+    work = working_dtype(dtype)
+    # RGB and XYZ are converted in the working dtype (float32 for half precision), so
+    # that Lab is not rounded to float16 or bfloat16 on the way to the metric.
+    lab_a = _to_lab(a, kind_a, work, rgb_settings, lab_settings)
+    lab_b = _to_lab(b, kind_b, work, rgb_settings, lab_settings)
+    difference = f(lab_a, lab_b)
+    if work == dtype:
+        return difference
+    # Half precision: return what f gives colours of dtype.
+    if isinstance(metric, str):  # one of ours at its defaults: the colours' dtype
+        return cast(difference, dtype)
+    like = [jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), dtype), lab) for lab in (lab_a, lab_b)]
+    return jax.tree.map(lambda d, shape: d.astype(shape.dtype), difference, jax.eval_shape(f, *like))

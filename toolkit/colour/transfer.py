@@ -12,6 +12,9 @@ carried through, never clipped:
   ``sign(x) * |x| ** exponent``: colour-science's ``negative_number_handling="Mirror"``
   (its default, ``"Indeterminate"``, returns NaN for negative values).
 
+Each function returns its input's dtype; float16 and bfloat16 are computed in
+float32 and rounded once (integers become float32, or float64 for 64-bit ones).
+
 Gradients are finite everywhere. The power segment of a piecewise curve is
 evaluated on a substitute argument wherever the linear segment is selected, so
 its singular point (and the NaN of a fractional power of a negative number)
@@ -32,13 +35,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 
 from toolkit import safe
-from toolkit.colour.types import XYZ, Lab, RGB
+from toolkit._show import describe
+from toolkit.colour._dtypes import float_dtype, working_dtype
+from toolkit.colour.types import RGB, XYZ, Lab
 
 __all__ = [
     "Curve",
@@ -64,12 +70,21 @@ def _elementwise(f: Callable[[jax.Array], jax.Array], x: Any, caller: str) -> An
     """``f`` on every channel of a colour struct, or on an array of any shape."""
     if isinstance(x, (RGB, Lab, XYZ)):
         return jax.tree.map(lambda leaf: _elementwise(f, leaf, caller), x)
-    x = jnp.asarray(x)
+    try:
+        x = jnp.asarray(x)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(
+            f"{caller}: expected real numbers (an array, a number or a colour struct), got {describe(x)}."
+        ) from None
     if jnp.issubdtype(x.dtype, jnp.complexfloating):
         raise TypeError(f"{caller}: expected real values, got a complex array ({x.dtype}); pass x.real.")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
-    return _compiled(f, x)
+    if not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == bool):
+        raise TypeError(f"{caller}: expected real numbers, got values of dtype {x.dtype}.")
+    dtype = float_dtype(x.dtype)  # integers as jnp computes them: float32, float64 for 64-bit integers
+    work = working_dtype(dtype)  # float32 for half precision (see toolkit.colour._dtypes)
+    if work == x.dtype:
+        return _compiled(f, x)
+    return _compiled(f, x.astype(work)).astype(dtype)
 
 
 # One fused kernel per curve and shape when called outside jit; inlined inside it.
@@ -133,7 +148,9 @@ class PiecewiseCurve:
         # 1.0 stands in for the power segment's argument where it is not used, so
         # that its infinite slope at 0 never meets a cotangent.
         curved = jnp.where(straight, 1.0, linear)
-        return jnp.where(straight, linear * self.slope, self.scale * positive_power(curved, self.exponent) - self.offset)
+        return jnp.where(
+            straight, linear * self.slope, self.scale * positive_power(curved, self.exponent) - self.offset
+        )
 
     def decode(self, code: jax.Array) -> jax.Array:
         straight = self._on_linear_segment(code, self.code_cut)

@@ -8,15 +8,17 @@ plain array whose trailing axis has length 3; :func:`as_array` and
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from toolkit._show import describe
+from toolkit.colour._dtypes import float_dtype
 from toolkit.structs import struct
 
-__all__ = ["RGB", "Lab", "XYZ", "Colour", "as_array", "like", "channels", "from_channels"]
+__all__ = ["RGB", "Lab", "XYZ", "Colour", "as_array", "like", "channels", "from_channels", "checked", "well_formed"]
 
 Channels = tuple[jax.Array, jax.Array, jax.Array]
 
@@ -46,7 +48,7 @@ class Lab:
         50.0
     """
 
-    l: Any
+    l: Any  # noqa: E741 (CIE's name for lightness)
     a: Any
     b: Any
 
@@ -66,7 +68,7 @@ class XYZ:
     z: Any
 
 
-Colour = Union[RGB, Lab, XYZ, jax.Array]
+Colour = RGB | Lab | XYZ | jax.Array
 
 
 def as_array(colour: Any, name: str = "colour") -> jax.Array:
@@ -77,6 +79,7 @@ def as_array(colour: Any, name: str = "colour") -> jax.Array:
         >>> as_array(RGB(1.0, 0.5, 0.0)).tolist()
         [1.0, 0.5, 0.0]
     """
+    colour = checked(colour, None, "as_array", name)
     if isinstance(colour, (RGB, Lab, XYZ)):
         return jnp.stack(jnp.broadcast_arrays(*jax.tree.leaves(colour)), axis=-1)
     array = jnp.asarray(colour)
@@ -105,8 +108,9 @@ def like(template: Any, array: jax.Array, kind: type) -> Any:
 def channels(colour: Any, kind: type, caller: str, name: str) -> Channels:
     """The three channels of a ``kind`` struct or of an array whose last axis has length 3, as floats.
 
-    Integer and boolean values become the default float type; the channels
-    share one floating dtype and one (broadcast) shape. ``caller`` and
+    The channels share one floating dtype, JAX's promotion of the inputs' dtypes
+    (integers and booleans become floats as ``jnp.sin`` makes them: float32,
+    or float64 for 64-bit integers), and one (broadcast) shape. ``caller`` and
     ``name`` make the errors say which argument of which function was wrong.
 
     Example:
@@ -122,7 +126,8 @@ def channels(colour: Any, kind: type, caller: str, name: str) -> Channels:
                 f"{caller}: {name} is {_ARTICLE[type(colour)]} {type(colour).__name__} struct, expected {kind.__name__} "
                 f"(or an array whose last axis holds the 3 {kind.__name__} channels)."
             )
-        parts = [jnp.asarray(leaf) for leaf in jax.tree.leaves(colour)]
+        colour = checked(colour, kind, caller, name)
+        parts = [jnp.asarray(getattr(colour, field)) for field in _FIELDS[kind]]
         try:
             shape = jnp.broadcast_shapes(*(p.shape for p in parts))
         except ValueError:
@@ -130,7 +135,7 @@ def channels(colour: Any, kind: type, caller: str, name: str) -> Channels:
             raise ValueError(f"{caller}: the fields of {name} do not broadcast together ({fields}).") from None
         parts = [jnp.broadcast_to(p, shape) for p in parts]
     else:
-        array = jnp.asarray(colour)
+        array = jnp.asarray(checked(colour, kind, caller, name))
         if array.ndim == 0 or array.shape[-1] != 3:
             fields = ", ".join(_FIELDS[kind])
             raise ValueError(
@@ -165,6 +170,89 @@ def _float_dtype(caller: str, name: str, *parts: jax.Array) -> Any:
     dtype = jnp.result_type(*parts)
     if jnp.issubdtype(dtype, jnp.complexfloating):
         raise TypeError(f"{caller}: {name} must be real, got complex values ({dtype}); pass its .real part.")
-    if not jnp.issubdtype(dtype, jnp.floating):
-        return jnp.result_type(float)
-    return dtype
+    return float_dtype(dtype)
+
+
+def checked(colour: Any, kind: type | None, caller: str, name: str) -> Any:
+    """``colour`` with each value a real number or array of real numbers, else a ``TypeError`` naming ``name``.
+
+    Cheap (no array is built for arrays already), so public functions run it
+    before ``jit``, whose own error would name an internal function. Lists and
+    tuples become arrays; a struct of another kind than ``kind`` is left for
+    :func:`channels` to report.
+
+    Example:
+        >>> from toolkit.colour import RGB
+        >>> from toolkit.colour.types import checked
+        >>> checked([0.5, "red", 0.5], RGB, "f", "rgb")
+        Traceback (most recent call last):
+            ...
+        TypeError: f: rgb must be an RGB struct or an array of real numbers whose last axis holds r, g, b; got a list that JAX cannot read as an array of numbers.
+    """
+    if isinstance(colour, (RGB, Lab, XYZ)):
+        if kind is not None and not isinstance(colour, kind):
+            return colour
+        fields = _FIELDS[type(colour)]
+        values = [_checked_value(getattr(colour, f), caller, f"{name}.{f}", type(colour)) for f in fields]
+        if any(v is not getattr(colour, f) for v, f in zip(values, fields)):
+            return type(colour)(*values)
+        return colour
+    return _checked_value(colour, caller, name, kind)
+
+
+def well_formed(colour: Any, kind: type) -> bool:
+    """Whether :func:`channels` accepts ``colour`` as a ``kind`` (judged by its type and shapes alone).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from toolkit.colour import Lab, RGB
+        >>> from toolkit.colour.types import well_formed
+        >>> well_formed(jnp.ones((4, 3)), RGB), well_formed(jnp.ones(4), RGB), well_formed(Lab(1.0, 0.0, 0.0), RGB)
+        (True, False, False)
+    """
+    if isinstance(colour, (RGB, Lab, XYZ)):
+        if not isinstance(colour, kind):
+            return False
+        try:
+            jnp.broadcast_shapes(*(np.shape(getattr(colour, f)) for f in _FIELDS[kind]))
+        except ValueError:
+            return False
+        return True
+    shape = np.shape(colour)
+    return len(shape) > 0 and shape[-1] == 3
+
+
+def _checked_value(value: Any, caller: str, name: str, kind: type | None) -> Any:
+    if isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        dtype = value.dtype
+    elif isinstance(value, (bool, int, float, complex)):
+        dtype = jnp.result_type(value)
+    else:
+        try:
+            value = jnp.asarray(value)
+        except (TypeError, ValueError, OverflowError):
+            raise TypeError(
+                _not_numbers(caller, name, kind, f"{type(value).__name__} that JAX cannot read as an array of numbers")
+            ) from None
+        dtype = value.dtype
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(f"{caller}: {name} must be real, got complex values ({np.dtype(dtype)}); pass its .real part.")
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer) or dtype == np.bool_):
+        raise TypeError(_not_numbers(caller, name, kind, f"values of dtype {np.dtype(dtype)}"))
+    return value
+
+
+def _not_numbers(caller: str, name: str, kind: type | None, got: str) -> str:
+    if "." in name:
+        return f"{caller}: {name} must be a real number or an array of real numbers; got {_a(got)}."
+    if kind is None:
+        return f"{caller}: {name} must be an RGB, Lab or XYZ struct or an array of real numbers; got {_a(got)}."
+    fields = ", ".join(_FIELDS[kind])
+    return (
+        f"{caller}: {name} must be {_ARTICLE[kind]} {kind.__name__} struct or an array of real numbers whose last axis "
+        f"holds {fields}; got {_a(got)}."
+    )
+
+
+def _a(noun: str) -> str:
+    return noun if noun.startswith("values") else ("an " if noun[0] in "aeiou" else "a ") + noun
