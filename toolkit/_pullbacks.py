@@ -122,18 +122,14 @@ class Cotangents:
 
     def _argument(self, label: str, value: Any, cotangent: Any) -> list:
         leaves, structure = jax.tree_util.tree_flatten_with_path(value)
-        if cotangent is None:
-            matched = [None] * len(leaves)
-        else:
-            try:
-                matched = structure.flatten_up_to(cotangent)
-            except (ValueError, TypeError):
-                raise TypeError(
-                    f"tk.adjoint rule `{self.name}`: the cotangent for argument `{label}` must have the "
-                    f"argument's structure (a struct gets the same struct; None means zero).\n"
-                    f"  expected: {structure}\n"
-                    f"  got:      {jax.tree.structure(cotangent)}"
-                ) from None
+        matched = [None] * len(leaves) if cotangent is None else filters.leaves_like(structure, cotangent)
+        if matched is None:
+            raise TypeError(
+                f"tk.adjoint rule `{self.name}`: the cotangent for argument `{label}` must have the "
+                f"argument's structure (a struct gets the same struct; None means zero).\n"
+                f"  expected: {structure}\n"
+                f"  got:      {jax.tree.structure(cotangent)}"
+            )
         flat = []
         for (path, leaf), leaf_cotangent in zip(leaves, matched):
             if not filters.is_operand(leaf):

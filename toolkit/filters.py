@@ -44,6 +44,7 @@ __all__ = [
     "combine",
     "split",
     "Split",
+    "leaves_like",
     "keystr",
     "labelled_leaves",
     "Arguments",
@@ -257,6 +258,24 @@ def split(tree: Any, predicate: Callable[[Any], bool] = is_inexact) -> tuple[lis
     kept = [leaf for leaf, c in zip(leaves, chosen) if c]
     others = tuple(leaf for leaf, c in zip(leaves, chosen) if not c)
     return kept, Split(treedef, chosen, others)
+
+
+def leaves_like(structure: Any, other: Any) -> list[Any] | None:
+    """``other`` flattened up to the tree ``structure`` (a treedef), or ``None`` if it does not have that structure.
+
+    Where ``structure`` has a leaf, ``other`` may hold any subtree (``None`` included).
+
+    Example:
+        >>> import jax
+        >>> from toolkit.filters import leaves_like
+        >>> structure = jax.tree.structure({"w": 1.0, "n": 2})
+        >>> leaves_like(structure, {"w": 0.5, "n": None}), leaves_like(structure, [0.5])
+        ([None, 0.5], None)
+    """
+    try:
+        return structure.flatten_up_to(other)
+    except (ValueError, TypeError):
+        return None
 
 
 def keystr(path: tuple[Any, ...], root: str = "") -> str:

@@ -65,13 +65,12 @@ def _leaf_summary(params: Any) -> str:
 def float_grads(params: Any, grads: Any, caller: str) -> Any:
     """``grads`` restricted to the float leaves of ``params`` (``None`` elsewhere), after checking they match."""
     labelled, structure = jax.tree_util.tree_flatten_with_path(params)
-    try:
-        matched = structure.flatten_up_to(grads)
-    except (ValueError, TypeError):
+    matched = filters.leaves_like(structure, grads)
+    if matched is None:
         raise ValueError(
             f"{caller}: grads must have the structure of params (None allowed where params hold no floats);\n"
             f"  params: {structure}\n  grads:  {jax.tree.structure(grads)}"
-        ) from None
+        )
     picked = []
     for (path, p), g in zip(labelled, matched):
         picked.append(_float_grad(caller, filters.keystr(path), p, g))
