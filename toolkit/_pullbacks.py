@@ -15,9 +15,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend.core import Literal
 
 from toolkit import filters
+from toolkit._jaxprs import dependents, depends, is_literal
 from toolkit._show import describe
 
 __all__ = ["Cotangents", "check_value", "closure_error", "describe_tree", "select", "transpose_problem"]
@@ -223,24 +223,18 @@ def _ignoring_delta(flat: Callable[[Any], list], value: Any) -> list[int]:
     which variables of the pullback's jaxpr depend on Δ.
     """
     jaxpr = jax.make_jaxpr(flat)(value).jaxpr
-    depends, zeros = set(jaxpr.invars), set()
+    on_delta, zeros = dependents(jaxpr), set()
 
     def is_zero(v: Any) -> bool:
-        return v in zeros if not isinstance(v, Literal) else bool(np.all(np.asarray(v.val) == 0))
+        return bool(np.all(np.asarray(v.val) == 0)) if is_literal(v) else v in zeros
 
     for eqn in jaxpr.eqns:
-        variables = [v for v in eqn.invars if not isinstance(v, Literal)]
-        if any(v in depends for v in variables):
-            depends.update(eqn.outvars)
-        elif (eqn.primitive.name in _ZERO_PRESERVING and is_zero(eqn.invars[0])) or (
-            eqn.primitive.name == "mul" and any(map(is_zero, eqn.invars))
-        ):
+        if any(depends(v, on_delta) for v in eqn.invars):
+            continue
+        zero_preserving = eqn.primitive.name in _ZERO_PRESERVING and is_zero(eqn.invars[0])
+        if zero_preserving or (eqn.primitive.name == "mul" and any(map(is_zero, eqn.invars))):
             zeros.update(eqn.outvars)
-
-    def uses_delta(v: Any) -> bool:
-        return not isinstance(v, Literal) and v in depends
-
-    return [i for i, v in enumerate(jaxpr.outvars) if not uses_delta(v) and not is_zero(v)]
+    return [i for i, v in enumerate(jaxpr.outvars) if not depends(v, on_delta) and not is_zero(v)]
 
 
 def _constant_cotangent_error(built: Any, operands: Any, leaf: int) -> TypeError:

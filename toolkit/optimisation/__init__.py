@@ -3,7 +3,7 @@
 Modules: ``rules`` (Descent, Momentum, Nesterov, Adam), ``update`` (setup, update,
 update_), ``losses`` (mse, mae), ``loop`` (optimise), ``result`` (Result),
 ``data`` (where each step's sample comes from), ``chunk`` (the compiled loop),
-``checkpoint`` (save and resume), ``threefry`` (a faster, identical PRNG for samplers).
+``checkpoint`` (save and resume).
 """
 
 from toolkit.optimisation.loop import optimise

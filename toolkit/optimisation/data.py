@@ -4,13 +4,15 @@ Four sources, chosen from ``tk.optimise``'s ``data`` argument:
 
 * ``None``: no sample; the loss is ``loss(params)``.
 * a callable ``sample(key)``: step ``s`` (counting from 0) gets
-  ``sample(jax.random.fold_in(key, s))``. Samples are drawn a block of steps at a
-  time with ``jax.vmap``, which is far cheaper than one small random draw per
-  step, and depend only on ``key`` and ``s``, so chunking, checkpointing and
+  ``sample(jax.random.fold_in(key, s))``, the key being of the implementation you
+  passed (``threefry2x32``, ``rbg``, ...). Threefry samples are drawn a segment
+  of steps at a time with ``jax.vmap``, which is far cheaper than one small random
+  draw per step (``rbg`` keys draw other numbers under ``vmap``, so theirs are
+  drawn step by step), and depend only on ``key`` and ``s``, so chunking, checkpointing and
   resuming never change them. ``sample`` must be a JAX function that ``vmap``
-  accepts. For a default (``threefry2x32``) key, the key ``sample`` receives is
-  re-wrapped with ``toolkit.optimisation.threefry.UNROLLED``, which gives the same
-  numbers several times faster on CPU (``jax.random.key_data`` is unchanged).
+  accepts, and it must use its key: a sampler whose output does not depend on
+  the key (``lambda key: np.random.rand(3)``, the NumPy habit) would give the
+  same sample every step, so it is an error.
 * a pytree of arrays with a leading example axis of length ``n``: step ``s``
   gets example ``s mod n``, in order.
 * the same with ``batch_size=b``: each epoch (``n // b`` steps; the ``n mod b``
@@ -33,7 +35,7 @@ import numpy as np
 
 from toolkit import filters
 from toolkit._show import describe
-from toolkit.optimisation.threefry import faster_equivalent
+from toolkit._jaxprs import dependents, depends
 
 __all__ = ["Source", "source_for"]
 
@@ -43,7 +45,15 @@ def _first_axis(data: Any) -> int:
 
 
 class Source:
-    """No sample: the loss takes the parameters only."""
+    """No sample: the loss takes the parameters only.
+
+    Inside the compiled loop a source works a segment (at most ``block`` steps
+    from step ``t``) at a time: :meth:`prefetch` computes what it can for the
+    whole segment at once (samples, example indices, minibatch rows), and
+    :meth:`fetch` turns the entry for one step into that step's sample.
+    :meth:`start` is state carried from segment to segment (a minibatch source's
+    current epoch and permutation).
+    """
 
     needs_key = False
     takes_sample = False
@@ -61,20 +71,20 @@ class Source:
         return None
 
     def start(self, data: Any, key: Any, t: jax.Array) -> Any:
-        """Loop-local state at global step ``t`` (carried from step to step within a chunk)."""
+        """State carried from segment to segment, for a segment starting at global step ``t``."""
         return None
 
-    def prefetch(self, data: Any, key: Any, steps: jax.Array) -> Any:
-        """Whatever can be computed for a whole block of ``steps`` at once (leading axis = block)."""
-        return None
+    def prefetch(self, data: Any, key: Any, t: jax.Array, block: int, local: Any) -> tuple[Any, Any]:
+        """For steps ``t … t + block - 1``: per-step entries (leading axis ``block``), and the carried state."""
+        return jnp.zeros((block,), jnp.int32), local
 
-    def fetch(self, data: Any, key: Any, s: jax.Array, pre: Any, local: Any) -> tuple[Any, Any]:
-        """The sample for global step ``s``, and the updated loop-local state."""
-        return None, local
+    def fetch(self, data: Any, key: Any, entry: Any) -> Any:
+        """One step's sample from its prefetched entry."""
+        return None
 
 
 class Sampler(Source):
-    """A fresh sample each step from ``sample(fold_in(key, s))``, drawn a block at a time."""
+    """A fresh sample each step from ``sample(fold_in(key, s))``, drawn a segment at a time."""
 
     needs_key = True
     takes_sample = True
@@ -101,18 +111,40 @@ class Sampler(Source):
     def example(self, data: Any, key: Any) -> Any:
         return _sample_shape(self.sample, jax.typeof(key))
 
-    def prefetch(self, data: Any, key: Any, steps: jax.Array) -> Any:
-        key = faster_equivalent(key)  # same numbers, drawn several times faster on CPU
-        return jax.vmap(lambda s: self.sample(jax.random.fold_in(key, s)))(steps)
+    def prefetch(self, data: Any, key: Any, t: jax.Array, block: int, local: Any) -> tuple[Any, Any]:
+        steps = t + jnp.arange(block, dtype=t.dtype)
+        if not _same_under_vmap(key):
+            return steps, local  # drawn step by step in fetch
+        return jax.vmap(lambda s: self.sample(jax.random.fold_in(key, s)))(steps), local
 
-    def fetch(self, data: Any, key: Any, s: jax.Array, pre: Any, local: Any) -> tuple[Any, Any]:
-        return pre, local
+    def fetch(self, data: Any, key: Any, entry: Any) -> Any:
+        if not _same_under_vmap(key):
+            return self.sample(jax.random.fold_in(key, entry))
+        return entry
+
+
+def _same_under_vmap(key: Any) -> bool:
+    """Whether ``vmap`` draws the same numbers as one draw per key: true of Threefry, not of ``rbg`` keys."""
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return True  # a raw uint32 key is a Threefry key
+    return str(jax.random.key_impl(key)) == "threefry2x32"
 
 
 @functools.lru_cache(maxsize=64)
 def _sample_shape(sample: Callable[[Any], Any], key_type: Any) -> Any:
     # Cached so that a repeat tk.optimise call traces nothing, the sampler included.
-    return jax.eval_shape(lambda key: _arrays_only(sample(key)), jax.ShapeDtypeStruct(key_type.shape, key_type.dtype))
+    key = jax.ShapeDtypeStruct(key_type.shape, key_type.dtype)
+    closed = jax.make_jaxpr(lambda key: _arrays_only(sample(key)), return_shape=True)(key)
+    jaxpr, shape = closed
+    on_key = dependents(jaxpr.jaxpr)
+    if jaxpr.jaxpr.outvars and not any(depends(v, on_key) for v in jaxpr.jaxpr.outvars):
+        name = getattr(sample, "__name__", "data")
+        raise ValueError(
+            f"tk.optimise: the data sampler {name} does not use its key, so every step would get the same sample "
+            f"(NumPy's or Python's random numbers are drawn once, when the loop is compiled). Draw from the key "
+            f"it is given: data=lambda key: jax.random.uniform(key, (3,)) instead of data=lambda key: np.random.rand(3)."
+        )
+    return shape
 
 
 def _arrays_only(sample: Any) -> Any:
@@ -135,13 +167,19 @@ class Examples(Source):
     def example(self, data: Any, key: Any) -> Any:
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), data)
 
-    def fetch(self, data: Any, key: Any, s: jax.Array, pre: Any, local: Any) -> tuple[Any, Any]:
-        i = s % _first_axis(data)
-        return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, i, keepdims=False), data), local
+    def prefetch(self, data: Any, key: Any, t: jax.Array, block: int, local: Any) -> tuple[Any, Any]:
+        return (t + jnp.arange(block, dtype=t.dtype)) % _first_axis(data), local
+
+    def fetch(self, data: Any, key: Any, entry: Any) -> Any:
+        return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, entry, keepdims=False), data)
 
 
 class Minibatches(Source):
-    """Slices of ``batch_size`` examples from a per-epoch permutation drawn from ``key``."""
+    """Slices of ``batch_size`` examples from a per-epoch permutation drawn from ``key``.
+
+    The carried state is the last permutation drawn and its epoch, so that an
+    epoch longer than a segment draws its permutation once, not once a segment.
+    """
 
     needs_key = True
     takes_sample = True
@@ -155,23 +193,39 @@ class Minibatches(Source):
     def example(self, data: Any, key: Any) -> Any:
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct((self.batch_size, *a.shape[1:]), a.dtype), data)
 
-    def _epoch(self, data: Any, s: jax.Array) -> jax.Array:
-        return s // (_first_axis(data) // self.batch_size)
+    def _per_epoch(self, data: Any) -> int:
+        return _first_axis(data) // self.batch_size
 
     def _permutation(self, data: Any, key: Any, epoch: jax.Array) -> jax.Array:
         return jax.random.permutation(jax.random.fold_in(key, epoch), _first_axis(data))
 
     def start(self, data: Any, key: Any, t: jax.Array) -> Any:
-        epoch = self._epoch(data, t)
+        epoch = t // self._per_epoch(data)
         return epoch, self._permutation(data, key, epoch)
 
-    def fetch(self, data: Any, key: Any, s: jax.Array, pre: Any, local: Any) -> tuple[Any, Any]:
-        epoch, order = local
-        current = self._epoch(data, s)
-        order = jax.lax.cond(current == epoch, lambda: order, lambda: self._permutation(data, key, current))
-        per_epoch = _first_axis(data) // self.batch_size
-        rows = jax.lax.dynamic_slice_in_dim(order, (s % per_epoch) * self.batch_size, self.batch_size)
-        return jax.tree.map(lambda a: jnp.take(a, rows, axis=0), data), (current, order)
+    def _cached(self, data: Any, key: Any, epoch: jax.Array, local: Any) -> jax.Array:
+        cached_epoch, order = local
+        return jax.lax.cond(epoch == cached_epoch, lambda: order, lambda: self._permutation(data, key, epoch))
+
+    def prefetch(self, data: Any, key: Any, t: jax.Array, block: int, local: Any) -> tuple[Any, Any]:
+        per_epoch = self._per_epoch(data)
+        steps = t + jnp.arange(block, dtype=t.dtype)
+        first = t // per_epoch
+        count = -(-block // per_epoch) + 1  # epochs a segment can touch (static)
+        epochs = first + jnp.arange(count, dtype=t.dtype)
+        if count <= 2:  # long epochs: reuse the carried permutation, draw the next only when the segment reaches it
+            last = (t + block - 1) // per_epoch
+            orders = jnp.stack([self._cached(data, key, first, local), self._cached(data, key, last, local)])
+            local = (last, orders[1])
+        else:  # short epochs: every permutation the segment needs, in one vectorised draw
+            orders = jax.vmap(lambda e: self._permutation(data, key, e))(epochs)
+        which = steps // per_epoch - first
+        starts = (steps % per_epoch) * self.batch_size
+        rows = jax.vmap(lambda w, s: jax.lax.dynamic_slice_in_dim(orders[w], s, self.batch_size))(which, starts)
+        return rows, local
+
+    def fetch(self, data: Any, key: Any, entry: Any) -> Any:
+        return jax.tree.map(lambda a: a[entry], data)  # rows are in range by construction
 
 
 def _is_key(key: Any) -> bool:

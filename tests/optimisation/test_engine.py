@@ -1,0 +1,121 @@
+"""The compiled loop's guard, against a loop guarded at every step written by hand in NumPy.
+
+``tk.optimise`` watches only the loss (and the gradient norm when ``gtol`` asks
+for it) at each step and checks every element only once a segment, running a
+segment again, guarded at every step, when something looked wrong. These tests
+make each kind of trouble happen at a known step and compare the result with
+the plain rule: a step whose loss, gradient or new parameters are not finite is
+not applied, and the run stops there.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import toolkit as tk
+
+STEPS = np.arange(600, dtype=np.int32)  # data: step s sees the number s
+
+
+def poisoned_square(bad_step):
+    """``p²`` whose gradient is NaN at step ``bad_step`` (0-based) while its value stays finite."""
+
+    @jax.custom_vjp
+    def f(p, s):
+        return jnp.sum(p * p)
+
+    def forward(p, s):
+        return f(p, s), (p, s)
+
+    def backward(residuals, g):
+        p, s = residuals
+        return (jnp.where(s == bad_step, jnp.nan, 2 * p * g), None)
+
+    f.defvjp(forward, backward)
+    return f
+
+
+def descent_by_hand(p, eta, steps):
+    """Descent on Σp² in float32, as the rule is written: p ← p - η·2p."""
+    p = np.asarray(p, np.float32)
+    for _ in range(steps):
+        p = p - np.float32(eta) * (2 * p)
+    return p
+
+
+@pytest.mark.parametrize("bad_step", [0, 5, 255, 256, 300])
+def test_a_non_finite_gradient_with_a_finite_loss_stops_at_that_step(bad_step):
+    loss = poisoned_square(bad_step)
+    p0 = jnp.array([1.0, -2.0])
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = tk.optimise(loss, p0, tk.Descent(0.05), steps=600, data=STEPS)
+    assert result.stop_reason == f"diverged at step {bad_step + 1}"
+    assert result.steps == bad_step and result.losses.shape == (bad_step,)
+    np.testing.assert_allclose(result.params, descent_by_hand(p0, 0.05, bad_step), rtol=1e-5)
+    expected = [np.sum(descent_by_hand(p0, 0.05, k) ** 2) for k in range(bad_step)]
+    np.testing.assert_allclose(result.losses, expected, rtol=1e-5)
+
+
+def test_parameters_that_overflow_while_the_loss_stays_finite_stop_the_run():
+    """b is decayed by 10^30 a step: finite after step 1, inf after step 2; the loss reads only a."""
+    opt = optax.chain(optax.add_decayed_weights(1e30), optax.sgd(1.0))
+    params = {"a": jnp.array(1.0), "b": jnp.array(1.0)}
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = tk.optimise(lambda p: p["a"] ** 2, params, opt, steps=50)
+    assert result.stop_reason == "diverged at step 2" and result.steps == 1
+    a, b = np.float32(1.0), np.float32(1.0)
+    a, b = a - (2 * a + np.float32(1e30) * a), b - np.float32(1e30) * b  # step 1, by hand
+    np.testing.assert_array_equal(result.params["b"], b)
+    np.testing.assert_array_equal(result.params["a"], a)
+
+
+def test_a_gradient_norm_that_overflows_is_not_mistaken_for_a_divergence():
+    """|g| = 1e20 is finite in float32 but |g|² is not: the run goes on, exactly as one guarded every step."""
+    loss = lambda p: 1e20 * jnp.sum(p)  # noqa: E731
+    p0 = jnp.array([0.0, 1.0])
+    with_gtol = tk.optimise(loss, p0, tk.Descent(1e-22), steps=300, gtol=1e-3)
+    without = tk.optimise(loss, p0, tk.Descent(1e-22), steps=300)
+    assert with_gtol.stop_reason == without.stop_reason == "reached steps=300"
+    p = np.asarray(p0)
+    for _ in range(300):  # by hand, in float32: p ← p - 1e-22·1e20
+        p = p - np.float32(1e-22) * np.float32(1e20)
+    np.testing.assert_allclose(with_gtol.params, p, rtol=1e-5)
+    np.testing.assert_array_equal(with_gtol.params, without.params)  # the guarded rerun, bit for bit
+
+
+@pytest.mark.parametrize("steps", [1, 200, 255, 256, 257, 513])
+def test_a_run_does_the_steps_asked_for(steps):
+    result = tk.optimise(lambda p, s: jnp.sum(p * p) + 0 * s, jnp.array([1.0]), tk.Descent(0.01), steps=steps, data=STEPS)
+    assert result.steps == steps and result.losses.shape == (steps,)
+    np.testing.assert_allclose(result.params, descent_by_hand([1.0], 0.01, steps), rtol=1e-5)  # rounding: XLA may fuse
+
+
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg"])
+def test_the_sampler_gets_keys_of_the_users_implementation(impl):
+    key = jax.random.key(3, impl=impl)
+    other = jax.random.key(4, impl=impl)
+    seen = []
+
+    def sample(k):
+        assert jax.random.key_impl(k) == jax.random.key_impl(key)  # the user's implementation, not a swap
+        seen.append(k.dtype)
+        both = jnp.stack([k, other])  # mixing with a key the sampler closes over
+        return jax.random.uniform(jax.random.fold_in(both[0], 1), (2,)) + 0 * jax.random.uniform(both[1], (2,))
+
+    result = tk.optimise(lambda p, x: jnp.sum((p - x) ** 2), jnp.zeros(2), tk.Descent(0.1), steps=5, data=sample, key=key)
+    assert seen and all(dtype == key.dtype for dtype in seen)
+    direct = [np.asarray(jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, s), 1), (2,))) for s in range(5)]
+    p = np.zeros(2, np.float32)
+    for x in direct:  # Descent by hand on the samples drawn directly with jax.random
+        p = p - np.float32(0.1) * 2 * (p - x)
+    np.testing.assert_allclose(result.params, p, rtol=1e-6)
+
+
+def test_a_sampler_that_ignores_its_key_is_an_error_that_shows_the_fix():
+    with pytest.raises(ValueError, match=r"does not use its key.*jax.random.uniform\(key, \(3,\)\)"):
+        tk.optimise(
+            lambda p, x: jnp.sum((p - x) ** 2), jnp.zeros(3), tk.Descent(0.1), steps=5,
+            data=lambda key: np.random.rand(3), key=jax.random.key(0),
+        )  # fmt: skip
