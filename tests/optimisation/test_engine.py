@@ -87,7 +87,9 @@ def test_a_gradient_norm_that_overflows_is_not_mistaken_for_a_divergence():
 
 @pytest.mark.parametrize("steps", [1, 200, 255, 256, 257, 513])
 def test_a_run_does_the_steps_asked_for(steps):
-    result = tk.optimise(lambda p, s: jnp.sum(p * p) + 0 * s, jnp.array([1.0]), tk.Descent(0.01), steps=steps, data=STEPS)
+    result = tk.optimise(
+        lambda p, s: jnp.sum(p * p) + 0 * s, jnp.array([1.0]), tk.Descent(0.01), steps=steps, data=STEPS
+    )
     assert result.steps == steps and result.losses.shape == (steps,)
     np.testing.assert_allclose(result.params, descent_by_hand([1.0], 0.01, steps), rtol=1e-5)  # rounding: XLA may fuse
 
@@ -104,7 +106,9 @@ def test_the_sampler_gets_keys_of_the_users_implementation(impl):
         both = jnp.stack([k, other])  # mixing with a key the sampler closes over
         return jax.random.uniform(jax.random.fold_in(both[0], 1), (2,)) + 0 * jax.random.uniform(both[1], (2,))
 
-    result = tk.optimise(lambda p, x: jnp.sum((p - x) ** 2), jnp.zeros(2), tk.Descent(0.1), steps=5, data=sample, key=key)
+    result = tk.optimise(
+        lambda p, x: jnp.sum((p - x) ** 2), jnp.zeros(2), tk.Descent(0.1), steps=5, data=sample, key=key
+    )
     assert seen and all(dtype == key.dtype for dtype in seen)
     direct = [np.asarray(jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, s), 1), (2,))) for s in range(5)]
     p = np.zeros(2, np.float32)

@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from toolkit import filters
-from toolkit._show import describe
 from toolkit._jaxprs import dependents, depends
+from toolkit._show import describe
 
 __all__ = ["Source", "source_for"]
 
