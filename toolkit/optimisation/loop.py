@@ -127,7 +127,7 @@ def optimise(
         key = None  # unused, and not saved in checkpoints: resuming must not compare it
     problem = _Problem.of(params, batched)
     period = min((k for k in (log_every, checkpoint_every) if k), default=None)
-    block = BLOCK if period is None else min(BLOCK, period)
+    block, buffer = _sizes(steps, period, problem.batch)
     chunk = cached_chunk(
         (loss, problem.implicit),
         problem.settings,
@@ -138,7 +138,7 @@ def optimise(
         tol_on=tol is not None,
         gtol_on=gtol is not None,
         block=block,
-        buffer=_buffer(block, problem.batch),
+        buffer=buffer,
     )
     data_arg = None if data is None or callable(data) else data  # arrays of examples go in as arguments
     loss_dtype = _loss_dtype(chunk, problem, source, data_arg, key)
@@ -224,7 +224,7 @@ def _check_arity(loss: Callable, implicit: bool, takes_sample: bool) -> None:
 
 def _abstract(x: Any) -> tuple[Any, ...]:
     leaves, treedef = jax.tree.flatten(x)
-    return (treedef, tuple((tuple(leaf.shape), str(leaf.dtype)) for leaf in leaves))
+    return (treedef, tuple((leaf.shape, leaf.dtype) for leaf in leaves))
 
 
 def _loss_dtype(chunk: Chunk, problem: _Problem, source: Source, data: Any, key: Any) -> np.dtype:
@@ -251,9 +251,17 @@ def _show_progress(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else bool(progress)
 
 
-def _buffer(block: int, batch: int | None) -> int:
+def _sizes(steps: int, period: int | None, batch: int | None) -> tuple[int, int]:
+    """The segment length and the most steps per chunk: powers of two fitted to ``steps``.
+
+    A short run then neither draws samples for a whole segment it never reaches
+    nor fills and copies a loss buffer for 10^5 steps; a different power of two
+    of ``steps`` is a different compiled loop.
+    """
+    fitted = 1 << max(0, int(steps) - 1).bit_length()  # the power of two >= steps
+    block = min(BLOCK, fitted, period or BLOCK)
     most = _MAX_STEPS_PER_CHUNK if batch is None else max(block, _MAX_LOSSES_PER_CHUNK // batch)
-    return max(block, most // block * block)
+    return block, max(block, min(most, fitted) // block * block)
 
 
 # --- the problem as the compiled loop sees it ----------------------------------------------------
@@ -431,7 +439,7 @@ class _Driver:
     ) -> tuple[_Run, bool]:
         """Run chunks from ``run`` to the end; ``(the run at its last chunk boundary, whether Ctrl-C ended it)``."""
         length = self._first_length()
-        bar = tqdm(total=self.steps, initial=run.t, disable=not show, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=self.steps, initial=run.t, unit="step", dynamic_ncols=True) if show else _NoBar(run.t)
         interrupted = False
         try:
             while run.t < self.steps and (run.status == RUNNING).any():
@@ -506,6 +514,22 @@ class _Driver:
             self.problem.implicit.assign(values)
             values = self.problem.implicit
         callback(step, values, loss)
+
+
+class _NoBar:
+    """What the driver asks of a tqdm bar, doing nothing (a disabled tqdm still costs tens of µs to make)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def update(self, k: int) -> None:
+        self.n += k
+
+    def set_postfix(self, **_: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _short(loss: Any) -> str:
