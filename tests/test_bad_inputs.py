@@ -903,7 +903,7 @@ for oname in ("Descent", "Momentum", "Nesterov", "Adam"):
         "list": [0.1],
         "inf": math.inf,
         "nan": math.nan,
-        "array": jnp.array(0.1),
+        "vector": jnp.array([0.1, 0.2]),
         "complex": 0.1j,
         "key": KEY,
     }.items():
@@ -927,6 +927,17 @@ for oname in ("Descent", "Momentum", "Nesterov", "Adam"):
         lambda optimiser=optimiser: optimiser(0.1, eta=0.2),
         Raises(TypeError, caller, r"η.*eta", r"only one"),
     )
+    first_step = {"Descent": 0.9, "Momentum": 0.9, "Nesterov": 0.81, "Adam": 0.9}[oname]  # from 1 with Δ = 1, η = 0.1
+    for aname, arguments in {"eta-array": (jnp.array(0.1),), "rho-array": (0.1, jnp.array(0.9))}.items():
+        if aname == "rho-array" and oname not in ("Momentum", "Nesterov"):
+            continue
+        case(
+            f"{oname}-{aname}",  # 0-d arrays are hyperparameters too (optax.inject_hyperparams passes them)
+            lambda optimiser=optimiser, a=arguments: (
+                lambda o: tk.update(o, tk.setup(o, jnp.ones(2)), jnp.ones(2), jnp.ones(2))[0]
+            )(optimiser(*a)),
+            close(np.full(2, first_step)),
+        )
     case(
         f"{oname}-numpy-float",
         lambda optimiser=optimiser: tk.update(
@@ -949,7 +960,7 @@ for oname in ("Descent", "Momentum", "Nesterov", "Adam"):
             "nan": math.nan,
             "negative": -0.1,
             "above-one": 1.5,
-            "array": jnp.array(0.9),
+            "vector": jnp.array([0.9, 0.9]),
         }.items():
             case(
                 f"{oname}-rho-{bname}",
