@@ -133,6 +133,11 @@ def _guarded(step: Callable, on: tuple) -> Callable:
     return guarded
 
 
+def _segment_losses(p: Progress, block: int) -> jax.Array:
+    """A segment's own loss buffer (NaN where no step is committed): small, so branches never copy the chunk's."""
+    return jnp.full((block, *p.status.shape), jnp.nan, p.last_loss.dtype)
+
+
 def _entry(pre: Any, k: jax.Array) -> Any:
     return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, k, keepdims=False), pre)
 
@@ -143,59 +148,69 @@ class _Segment(NamedTuple):
     rest: Any
     data: Any
     key: Any
-    t: jax.Array  # the global step the segment starts at
+    offset: jax.Array  # where the segment's first step is in ``pre``
     n: jax.Array  # how many steps it may run
-    pre: Any  # the source's prefetched entries for steps t … t + block - 1
-    t0: jax.Array  # the chunk's first step (losses[s - t0] is step s's loss)
+    pre: Any  # the source's prefetched entries, one per step, from the step the draw began at
     tol: jax.Array
     gtol: jax.Array
 
 
-def _fast_segment(step: Callable, source: Source, on: tuple) -> Callable:
-    """Unguarded steps from ``p`` until ``n`` are done or one stops the run (or looks non-finite)."""
+def _fast_segment(step: Callable, source: Source, on: tuple, block: int) -> Callable:
+    """Unguarded steps from ``p`` until ``n`` are done or one stops the run (or looks non-finite).
 
-    def segment(p: Progress, losses: jax.Array, a: _Segment) -> tuple[jax.Array, Progress, jax.Array, jax.Array]:
+    Only numbers the step has anyway are watched: the loss, and the gradient norm
+    if ``gtol`` needs it (one more pass over the gradient). A non-finite gradient
+    with a finite loss makes the next step's loss or the segment's parameters
+    non-finite, which sends the segment to the guarded rerun. The watching is
+    done in the loop's condition, from the carried loss, so that the step itself
+    has nothing more to compute than a hand-written loop's.
+    """
+
+    def signal(carry: tuple, a: _Segment) -> jax.Array:
+        _, _, _, last, previous, squared, _ = carry
+        stop = _stop(last, squared, previous, a.tol, a.gtol, on)
+        return jnp.where(jnp.isfinite(last + squared), stop, _SUSPECT)  # squared >= 0: no inf - inf
+
+    def segment(p: Progress, a: _Segment) -> tuple[jax.Array, Progress, jax.Array, jax.Array]:
         def unfinished(carry):
-            k, _, _, _, _, signal = carry
-            return (k < a.n) & (signal == RUNNING)
+            return (carry[0] < a.n) & ((carry[0] == 0) | (signal(carry, a) == RUNNING))
 
         def one(carry):
-            k, params, opt_state, last, losses, _ = carry
-            sample = source.fetch(a.data, a.key, _entry(a.pre, k))
+            k, params, opt_state, last, _, _, losses = carry
+            sample = source.fetch(a.data, a.key, _entry(a.pre, a.offset + k))
             params, opt_state, loss, grads = step(params, opt_state, a.rest, sample)
-            # Only numbers the step has anyway are watched: the loss, and the gradient norm if gtol needs it
-            # (one more pass over the gradient). A non-finite gradient with a finite loss makes the next
-            # step's loss or the segment's parameters non-finite, which sends the segment to the guarded rerun.
-            squared = _squared_norm(grads) if on[1] else jnp.zeros((), loss.dtype)
-            signal = _stop(loss, squared, last, a.tol, a.gtol, on)
-            signal = jnp.where(jnp.isfinite(loss + squared), signal, _SUSPECT)  # squared >= 0: no inf - inf
+            squared = _squared_norm(grads).astype(wide) if on[1] else jnp.zeros((), wide)
             loss = loss.astype(losses.dtype)
-            losses = jax.lax.dynamic_update_index_in_dim(losses, loss, a.t + k - a.t0, axis=0)
-            return k + 1, params, opt_state, loss, losses, signal
+            losses = jax.lax.dynamic_update_index_in_dim(losses, loss, k, axis=0)
+            return k + 1, params, opt_state, loss, last, squared, losses
 
-        start = (jnp.zeros_like(a.n), p.params, p.opt_state, p.last_loss, losses, jnp.asarray(RUNNING, jnp.int32))
-        k, params, opt_state, last, losses, signal = jax.lax.while_loop(unfinished, one, start)
-        new = Progress(params, opt_state, jnp.maximum(signal, RUNNING), p.steps + k.astype(p.steps.dtype), last)
-        return k, new, losses, (signal != _SUSPECT) & _finite(params)
+        wide = jnp.promote_types(p.last_loss.dtype, jnp.float32)  # the squared norm's dtype: it must not overflow
+        zero = jnp.zeros((), wide)
+        start = (jnp.zeros_like(a.n), p.params, p.opt_state, p.last_loss, p.last_loss, zero, _segment_losses(p, block))
+        carry = jax.lax.while_loop(unfinished, one, start)
+        k, params, opt_state, last = carry[:4]
+        stopped = jnp.where(k > 0, signal(carry, a), RUNNING)
+        new = Progress(params, opt_state, jnp.maximum(stopped, RUNNING), p.steps + k.astype(p.steps.dtype), last)
+        return k, new, carry[-1], (stopped != _SUSPECT) & _finite(params)
 
     return segment
 
 
-def _guarded_segment(guarded: Callable, source: Source) -> Callable:
+def _guarded_segment(guarded: Callable, source: Source, block: int) -> Callable:
     """Guarded steps from ``p`` until ``n`` are done or every problem has stopped."""
 
-    def segment(p: Progress, losses: jax.Array, a: _Segment) -> tuple[jax.Array, Progress, jax.Array]:
+    def segment(p: Progress, a: _Segment) -> tuple[jax.Array, Progress, jax.Array]:
         def unfinished(carry):
             k, p, _ = carry
             return (k < a.n) & jnp.any(p.status == RUNNING)
 
         def one(carry):
             k, p, losses = carry
-            p, loss = guarded(p, a.rest, source.fetch(a.data, a.key, _entry(a.pre, k)), a.tol, a.gtol)
-            losses = jax.lax.dynamic_update_index_in_dim(losses, loss, a.t + k - a.t0, axis=0)
+            p, loss = guarded(p, a.rest, source.fetch(a.data, a.key, _entry(a.pre, a.offset + k)), a.tol, a.gtol)
+            losses = jax.lax.dynamic_update_index_in_dim(losses, loss, k, axis=0)
             return k + 1, p, losses
 
-        return jax.lax.while_loop(unfinished, one, (jnp.zeros_like(a.n), p, losses))
+        return jax.lax.while_loop(unfinished, one, (jnp.zeros_like(a.n), p, _segment_losses(p, block)))
 
     return segment
 
@@ -213,48 +228,95 @@ class Chunk(NamedTuple):
 def _advance_single(fast: Callable, guarded: Callable) -> Callable:
     """One segment of a single problem: fast, or guarded after a fast one looked wrong (then fast again)."""
 
-    def advance(p: Progress, losses: jax.Array, mode: jax.Array, a: _Segment):
-        def run_fast(p, losses):
-            k, new, losses, clean = fast(p, losses, a)
+    def advance(p: Progress, mode: jax.Array, a: _Segment):
+        def run_fast(p):
+            k, new, losses, clean = fast(p, a)
             p = _where(clean, new, p)  # a suspect segment is run again from its start, guarded
             return jnp.where(clean, k, 0), p, losses, jnp.where(clean, _FAST, _GUARDED).astype(jnp.int32)
 
-        def run_guarded(p, losses):
-            k, p, losses = guarded(p, losses, a)
+        def run_guarded(p):
+            k, p, losses = guarded(p, a)
             return k, p, losses, jnp.asarray(_FAST, jnp.int32)
 
-        return jax.lax.cond(mode == _FAST, run_fast, run_guarded, p, losses)
+        return jax.lax.cond(mode == _FAST, run_fast, run_guarded, p)
 
     return advance
 
 
-def _make_chunk(objective: Callable, opt: Any, source: Source, batched: bool, on: tuple, block: int, buffer: int):
+def _draw(source: Source, data: Any, key: Any, t: jax.Array, needed: jax.Array, local: Any, sizes: tuple) -> Any:
+    """The source's entries for ``needed`` steps from ``t``, in an ``ahead``-long array.
+
+    Drawing is cheapest per step in large draws, but a chunk that ends soon
+    (the first, short one, or the last) should not pay for 2^16 samples it never
+    uses: the draw is the smallest of a few sizes (the segment, 16 segments, or
+    ``ahead``) that covers what is needed, padded to ``ahead``.
+    """
+    block, ahead = sizes
+    ladder = sorted({min(block, ahead), min(16 * block, ahead), ahead})
+    if len(ladder) == 1:
+        return source.prefetch(data, key, t, ahead, local)
+
+    def of_size(size: int) -> Callable:
+        def drawn():
+            pre, new_local = source.prefetch(data, key, t, size, local)
+            if size == ahead:
+                return pre, new_local
+            pad = lambda a: jnp.zeros((ahead, *a.shape[1:]), a.dtype).at[:size].set(a)  # noqa: E731
+            return jax.tree.map(pad, pre), new_local
+
+        return drawn
+
+    index = sum((needed > size).astype(jnp.int32) for size in ladder[:-1])
+    return jax.lax.switch(index, [of_size(size) for size in ladder])
+
+
+def _make_chunk(objective: Callable, opt: Any, source: Source, batched: bool, on: tuple, sizes: tuple[int, int, int]):
+    block, ahead, buffer = sizes
     step = _make_step(objective, opt)
     guarded = _guarded(step, on)
     if batched:
         guarded = jax.vmap(guarded, in_axes=(0, 0, None, None, None))
-    guarded_segment = _guarded_segment(guarded, source)
-    advance = None if batched else _advance_single(_fast_segment(step, source, on), guarded_segment)
+    guarded_segment = _guarded_segment(guarded, source, block)
+    advance = None if batched else _advance_single(_fast_segment(step, source, on, block), guarded_segment)
+
+    def segments(
+        p: Progress, mode: jax.Array, losses: jax.Array, t0: jax.Array, t: jax.Array, stop: jax.Array, a: _Segment
+    ):
+        """The segments of one draw: steps ``t … stop - 1``, at most ``block`` at a time (``losses[s - t0]``: step s)."""
+
+        def unfinished(carry):
+            t, p, _, _ = carry
+            return (t < stop) & jnp.any(p.status == RUNNING)
+
+        def segment(carry):
+            s, p, losses, mode = carry
+            a_s = a._replace(offset=s - t, n=jnp.minimum(stop - s, block))
+            if advance is None:
+                k, p, written = guarded_segment(p, a_s)
+            else:
+                k, p, written, mode = advance(p, mode, a_s)
+            losses = jax.lax.dynamic_update_slice_in_dim(losses, written, s - t0, axis=0)
+            return s + k, p, losses, mode
+
+        return jax.lax.while_loop(unfinished, segment, (t, p, losses, mode))
 
     def run(progress, rest, data, key, t0, end, tol, gtol):
-        losses = jnp.full((buffer, *progress.status.shape), jnp.nan, progress.last_loss.dtype)
+        # One segment's worth of room past the end, as each segment writes its whole buffer.
+        losses = jnp.full((buffer + block, *progress.status.shape), jnp.nan, progress.last_loss.dtype)
 
         def unfinished(carry):
             t, p, _, _, _ = carry
             return (t < end) & jnp.any(p.status == RUNNING)
 
-        def segment(carry):
+        def draw(carry):  # the source draws many steps' entries at once (cheaper per step), then segments run
             t, p, local, losses, mode = carry
-            pre, local = source.prefetch(data, key, t, block, local)
-            a = _Segment(rest, data, key, t, jnp.minimum(end - t, block), pre, t0, tol, gtol)
-            if advance is None:
-                k, p, losses = guarded_segment(p, losses, a)
-            else:
-                k, p, losses, mode = advance(p, losses, mode, a)
-            return t + k, p, local, losses, mode
+            pre, local = _draw(source, data, key, t, jnp.minimum(end - t, ahead), local, (block, ahead))
+            a = _Segment(rest, data, key, jnp.zeros_like(t), jnp.asarray(block, t.dtype), pre, tol, gtol)
+            t, p, losses, mode = segments(p, mode, losses, t0, t, jnp.minimum(end, t + ahead), a)
+            return t, p, local, losses, mode
 
         start = (t0, progress, source.start(data, key, t0), losses, jnp.asarray(_FAST, jnp.int32))
-        t, progress, _, losses, _ = jax.lax.while_loop(unfinished, segment, start)
+        t, progress, _, losses, _ = jax.lax.while_loop(unfinished, draw, start)
         return jnp.minimum(t, end), progress, losses
 
     return jax.jit(run)
@@ -275,6 +337,7 @@ def cached_chunk(
     tol_on: bool,
     gtol_on: bool,
     block: int,
+    ahead: int,
     buffer: int,
 ) -> Chunk:
     """The compiled chunk for these ``objects`` (compared by identity) and hashable ``settings``.
@@ -288,13 +351,13 @@ def cached_chunk(
         settings,
         type(source).__name__,
         source.cache_settings(),
-        (batched, tol_on, gtol_on, block, buffer),
+        (batched, tol_on, gtol_on, block, ahead, buffer),
     )
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key][1]
     objective = make_objective()
-    run = _make_chunk(objective, opt, source, batched, (tol_on, gtol_on), block, buffer)
+    run = _make_chunk(objective, opt, source, batched, (tol_on, gtol_on), (block, ahead, buffer))
     chunk = Chunk(run, objective, block, buffer, {})
     _CACHE[key] = (objects, chunk)  # holding the objects keeps their ids from being reused
     if len(_CACHE) > _CACHE_SIZE:

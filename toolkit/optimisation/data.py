@@ -48,12 +48,11 @@ def _first_axis(data: Any) -> int:
 class Source:
     """No sample: the loss takes the parameters only.
 
-    Inside the compiled loop a source works a segment (at most ``block`` steps
-    from step ``t``) at a time: :meth:`prefetch` computes what it can for the
-    whole segment at once (samples, example indices, minibatch rows), and
-    :meth:`fetch` turns the entry for one step into that step's sample.
-    :meth:`start` is state carried from segment to segment (a minibatch source's
-    current epoch and permutation).
+    Inside the compiled loop a source draws many steps at a time (``ahead``
+    steps from step ``t``): :meth:`prefetch` computes what it can for all of them
+    at once (samples, example indices, minibatch rows), and :meth:`fetch` turns
+    the entry for one step into that step's sample. :meth:`start` is state
+    carried from draw to draw (a minibatch source's current epoch and permutation).
     """
 
     needs_key = False
@@ -72,12 +71,20 @@ class Source:
         return None
 
     def start(self, data: Any, key: Any, t: jax.Array) -> Any:
-        """State carried from segment to segment, for a segment starting at global step ``t``."""
+        """State carried from draw to draw, for a draw starting at global step ``t``."""
         return None
 
-    def prefetch(self, data: Any, key: Any, t: jax.Array, block: int, local: Any) -> tuple[Any, Any]:
-        """For steps ``t … t + block - 1``: per-step entries (leading axis ``block``), and the carried state."""
-        return jnp.zeros((block,), jnp.int32), local
+    def entry_bytes(self, data: Any, key: Any) -> int:
+        """The bytes one step's prefetched entry takes (to size how many steps are drawn at once)."""
+        return 4
+
+    def most_ahead(self, data: Any) -> int | None:
+        """The most steps worth drawing at once, if the source has a reason to bound it."""
+        return None
+
+    def prefetch(self, data: Any, key: Any, t: jax.Array, ahead: int, local: Any) -> tuple[Any, Any]:
+        """For steps ``t … t + ahead - 1``: per-step entries (leading axis ``ahead``), and the carried state."""
+        return jnp.zeros((ahead,), jnp.int32), local
 
     def fetch(self, data: Any, key: Any, entry: Any) -> Any:
         """One step's sample from its prefetched entry."""
@@ -100,8 +107,11 @@ class Sampler(Source):
     def example(self, data: Any, key: Any) -> Any:
         return _sample_shape(self.sample, (key.shape, key.dtype))  # not jax.typeof: a key's costs ~90 µs
 
-    def prefetch(self, data: Any, key: Any, t: jax.Array, block: int, local: Any) -> tuple[Any, Any]:
-        steps = t + jnp.arange(block, dtype=t.dtype)
+    def entry_bytes(self, data: Any, key: Any) -> int:
+        return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(self.example(data, key)))
+
+    def prefetch(self, data: Any, key: Any, t: jax.Array, ahead: int, local: Any) -> tuple[Any, Any]:
+        steps = t + jnp.arange(ahead, dtype=t.dtype)
         if not _same_under_vmap(key):
             return steps, local  # drawn step by step in fetch
         return jax.vmap(lambda s: self.sample(jax.random.fold_in(key, s)))(steps), local
@@ -185,10 +195,12 @@ class Examples(Source):
     def example(self, data: Any, key: Any) -> Any:
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), data)
 
-    def prefetch(self, data: Any, key: Any, t: jax.Array, block: int, local: Any) -> tuple[Any, Any]:
-        return (t + jnp.arange(block, dtype=t.dtype)) % _first_axis(data), local
+    def prefetch(self, data: Any, key: Any, t: jax.Array, ahead: int, local: Any) -> tuple[Any, Any]:
+        return (t + jnp.arange(ahead, dtype=t.dtype)) % _first_axis(data), local
 
     def fetch(self, data: Any, key: Any, entry: Any) -> Any:
+        if _first_axis(data) == 1:  # one example (a full batch): a static index, which costs no copy
+            return jax.tree.map(lambda a: a[0], data)
         return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, entry, keepdims=False), data)
 
 
@@ -211,6 +223,13 @@ class Minibatches(Source):
     def example(self, data: Any, key: Any) -> Any:
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct((self.batch_size, *a.shape[1:]), a.dtype), data)
 
+    def entry_bytes(self, data: Any, key: Any) -> int:
+        return 4 * self.batch_size
+
+    def most_ahead(self, data: Any) -> int | None:
+        # A draw spanning at most two epochs draws at most one new permutation, and only when it reaches it.
+        return max(1, self._per_epoch(data))
+
     def _per_epoch(self, data: Any) -> int:
         return _first_axis(data) // self.batch_size
 
@@ -225,16 +244,18 @@ class Minibatches(Source):
         cached_epoch, order = local
         return jax.lax.cond(epoch == cached_epoch, lambda: order, lambda: self._permutation(data, key, epoch))
 
-    def prefetch(self, data: Any, key: Any, t: jax.Array, block: int, local: Any) -> tuple[Any, Any]:
+    def prefetch(self, data: Any, key: Any, t: jax.Array, ahead: int, local: Any) -> tuple[Any, Any]:
         per_epoch = self._per_epoch(data)
-        steps = t + jnp.arange(block, dtype=t.dtype)
+        steps = t + jnp.arange(ahead, dtype=t.dtype)
         first = t // per_epoch
-        count = -(-block // per_epoch) + 1  # epochs a segment can touch (static)
+        count = -(-ahead // per_epoch) + 1  # epochs a draw can touch (static)
         epochs = first + jnp.arange(count, dtype=t.dtype)
-        if count <= 2:  # long epochs: reuse the carried permutation, draw the next only when the segment reaches it
-            last = (t + block - 1) // per_epoch
-            orders = jnp.stack([self._cached(data, key, first, local), self._cached(data, key, last, local)])
-            local = (last, orders[1])
+        if count <= 2:  # long epochs: reuse the carried permutation, draw the next only when the draw reaches it
+            last = (t + ahead - 1) // per_epoch
+            now = self._cached(data, key, first, local)
+            following = jax.lax.cond(last == first, lambda: now, lambda: self._permutation(data, key, last))
+            orders = jnp.stack([now, following])
+            local = (last, following)
         else:  # short epochs: every permutation the segment needs, in one vectorised draw
             orders = jax.vmap(lambda e: self._permutation(data, key, e))(epochs)
         which = steps // per_epoch - first

@@ -39,7 +39,9 @@ __all__ = ["optimise"]
 
 _TARGET_SECONDS = 0.2  # aimed-for chunk duration
 _MAX_STEPS_PER_CHUNK = 2**17
-_MAX_LOSSES_PER_CHUNK = 2**20  # batched runs: caps the (steps x problems) loss buffer
+_MAX_LOSSES_PER_CHUNK = 2**20
+_DRAW_BYTES = 2**22  # what a source's draw of many steps' samples may take (4 MiB)
+_MOST_AHEAD = 2**16  # batched runs: caps the (steps x problems) loss buffer
 _MAX_STEPS = 2**31 - BLOCK  # steps are counted in int32, and a block may run past the last step
 
 
@@ -127,7 +129,7 @@ def optimise(
         key = None  # unused, and not saved in checkpoints: resuming must not compare it
     problem = _Problem.of(params, batched)
     period = min((k for k in (log_every, checkpoint_every) if k), default=None)
-    block, buffer = _sizes(steps, period, problem.batch)
+    block, ahead, buffer = _sizes(steps, period, problem.batch, source.entry_bytes(data, key), source.most_ahead(data))
     chunk = cached_chunk(
         (loss, problem.implicit),
         problem.settings,
@@ -138,6 +140,7 @@ def optimise(
         tol_on=tol is not None,
         gtol_on=gtol is not None,
         block=block,
+        ahead=ahead,
         buffer=buffer,
     )
     data_arg = None if data is None or callable(data) else data  # arrays of examples go in as arguments
@@ -251,17 +254,23 @@ def _show_progress(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else bool(progress)
 
 
-def _sizes(steps: int, period: int | None, batch: int | None) -> tuple[int, int]:
-    """The segment length and the most steps per chunk: powers of two fitted to ``steps``.
+def _sizes(
+    steps: int, period: int | None, batch: int | None, entry_bytes: int, most_ahead: int | None
+) -> tuple[int, int, int]:
+    """The segment length, the steps a source draws at once, and the most steps per chunk.
 
-    A short run then neither draws samples for a whole segment it never reaches
-    nor fills and copies a loss buffer for 10^5 steps; a different power of two
-    of ``steps`` is a different compiled loop.
+    All are powers of two fitted to ``steps``, so a short run neither draws
+    samples it never reaches nor fills and copies a loss buffer for 10^5 steps (a
+    different power of two of ``steps`` is a different compiled loop). A source
+    draws as many steps as fit in ``_DRAW_BYTES`` (a vectorised random draw is
+    several times cheaper per sample at 10^4 samples than at 10^2), up to ``_MOST_AHEAD``.
     """
     fitted = 1 << max(0, int(steps) - 1).bit_length()  # the power of two >= steps
     block = min(BLOCK, fitted, period or BLOCK)
+    ahead = 1 << max(1, _DRAW_BYTES // max(1, entry_bytes)).bit_length() - 1  # the power of two <= that
+    ahead = max(block, min(ahead, _MOST_AHEAD, fitted, most_ahead or _MOST_AHEAD))
     most = _MAX_STEPS_PER_CHUNK if batch is None else max(block, _MAX_LOSSES_PER_CHUNK // batch)
-    return block, max(block, min(most, fitted) // block * block)
+    return block, ahead, max(block, min(most, fitted) // block * block)
 
 
 # --- the problem as the compiled loop sees it ----------------------------------------------------
