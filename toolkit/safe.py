@@ -58,6 +58,14 @@ flushes to 0, gets the zero conventions.
 Outside a function's real domain (``sqrt(-1)``, ``pow(-8.0, 0.5)``) values and
 gradients are ``NaN``, exactly as in ``jnp``: nothing is clipped. Broadcasting
 follows NumPy, and cotangents are summed back to each argument's shape.
+
+Arguments are real numbers or arrays of real numbers of any dtype (integers and
+booleans are computed in ``jnp``'s float type); lists and tuples of numbers are
+read as arrays. Anything else (``None``, strings, PRNG keys, complex numbers,
+NumPy string or object arrays), shapes that do not broadcast and bad options
+(``norm``'s ``axis``/``keepdims``, ``pow``'s ``signed``) are errors that name the
+function and the argument, raised in Python before anything is traced, so under
+``jax.jit`` too.
 """
 
 from __future__ import annotations
@@ -69,7 +77,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toolkit import tree
+from toolkit import filters, tree
+from toolkit._show import describe
 from toolkit.adjoints import adjoint
 
 __all__ = ["sqrt", "hypot", "norm", "atan2", "cbrt", "pow", "div"]
@@ -141,7 +150,114 @@ def _sum_to(cotangent: jax.Array, like: Any) -> jax.Array | None:
     return summed.reshape(shape).astype(jnp.result_type(like))
 
 
-@jax.jit  # one dispatch when called eagerly, instead of five
+# --- arguments: checked in Python before anything is traced, so errors name the function and argument ---
+
+_PYTHON_REALS = (bool, int, float)  # np.float64 is a float too
+
+
+def _real(caller: str, name: str, x: Any) -> Any:
+    """``x`` if it is a real number or an array of real numbers (lists and tuples as arrays), else a ``TypeError``."""
+    if isinstance(x, _PYTHON_REALS):
+        return x
+    if isinstance(x, (list, tuple)):
+        return _real(caller, name, _sequence(caller, name, x))
+    if not filters.is_array(x):
+        raise TypeError(f"tk.safe.{caller}: {name} must be a real number or an array of real numbers, {_got(x)}.")
+    if not filters.is_numeric(x):
+        raise TypeError(f"tk.safe.{caller}: {name} {_not_numbers(name, x)}.")
+    if np.dtype(x.dtype).kind == "c":
+        raise TypeError(_complex(caller, name, x))
+    return x
+
+
+def _got(x: Any) -> str:
+    if isinstance(x, complex):
+        return f"got the complex number {x!r}; pass its real part (x.real), or use jnp for complex values"
+    if x is None:
+        shown = "None"
+    elif isinstance(x, (str, bytes)):
+        shown = f"the {type(x).__name__} {x!r}"
+    else:
+        shown = f"a {describe(x)}"
+    return f"got {shown}; pass a float or an array, e.g. jnp.asarray(values)"
+
+
+def _not_numbers(name: str, x: Any) -> str:
+    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return f"is a PRNG key array ({describe(x)}), which holds no numbers: draw them first, e.g. jax.random.uniform(key)"
+    return f"is an array of dtype {x.dtype}, not numbers; convert it first, e.g. np.asarray({name}, dtype=float)"
+
+
+def _complex(caller: str, name: str, x: Any) -> str:
+    return (
+        f"tk.safe.{caller}: {name} is complex ({describe(x)}), but tk.safe functions are real: pass the real and "
+        f"imaginary parts as separate real arrays ({name}.real, {name}.imag), or use jnp for complex values."
+    )
+
+
+def _sequence(caller: str, name: str, x: list | tuple) -> jax.Array:
+    try:
+        return jnp.asarray(x)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"tk.safe.{caller}: {name} is a {type(x).__name__} that is not an array of numbers (ragged, or holding "
+            f"something else); pass a number or an array of numbers."
+        ) from None
+
+
+def _real_pair(caller: str, name_a: str, a: Any, name_b: str, b: Any) -> tuple[Any, Any]:
+    """Both arguments checked by :func:`_real`, and their shapes to broadcast together."""
+    a, b = _real(caller, name_a, a), _real(caller, name_b, b)
+    try:
+        np.broadcast_shapes(np.shape(a), np.shape(b))
+    except ValueError:
+        raise ValueError(
+            f"tk.safe.{caller}: {name_a} ({describe(a)}) and {name_b} ({describe(b)}) do not broadcast together; "
+            f"give them equal shapes, or size-1 axes to broadcast along."
+        ) from None
+    return a, b
+
+
+def _inexact(x: Any) -> bool:
+    return isinstance(x, float) or (filters.is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact))
+
+
+def _as_float(x: Any) -> Any:
+    """An integer or boolean ``x`` in the floating type ``jnp.sqrt`` gives it (Python scalars stay weakly typed)."""
+    if isinstance(x, (bool, int)):
+        return float(x)
+    return jnp.asarray(x).astype(jnp.sqrt(jnp.zeros((), x.dtype)).dtype)
+
+
+def _checked_flag(caller: str, name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"tk.safe.{caller}: {name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def _small_int(p: Any) -> Any:
+    """A Python int exponent outside int32 as a float (JAX cannot hold it as an integer; the value is the same)."""
+    return float(p) if type(p) is int and abs(p) >= 2**31 else p
+
+
+def _checked_axis(x: Any, axis: Any) -> int | tuple[int, ...]:
+    """``norm``'s ``axis``: ints within ``x``'s dimensions, without repeats (``None``: all of them)."""
+    ndim = np.ndim(x)
+    if axis is None:
+        return tuple(range(ndim))
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    if not all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)) for a in axes):
+        raise TypeError(f"tk.safe.norm: axis must be an int, a tuple of ints or None, got {axis!r}.")
+    if not all(-ndim <= a < ndim for a in axes):
+        hint = (
+            "the norm of a number is its absolute value, jnp.abs(x)" if ndim == 0 else f"pass axes in [{-ndim}, {ndim})"
+        )
+        raise ValueError(f"tk.safe.norm: axis={axis!r} is out of range for x of shape {np.shape(x)}; {hint}.")
+    if len({int(a) % ndim for a in axes}) != len(axes):
+        raise ValueError(f"tk.safe.norm: axis={axis!r} names an axis twice; give each axis once.")
+    return tuple(int(a) for a in axes) if isinstance(axis, (tuple, list)) else int(axis)
+
+
 def sqrt(x: ArrayLike) -> jax.Array:
     """Square root whose derivative at 0 is 0 (``jnp.sqrt``'s is ``inf``).
 
@@ -158,12 +274,16 @@ def sqrt(x: ArrayLike) -> jax.Array:
         >>> jax.grad(tk.safe.sqrt)(0.0)
         Array(0., dtype=float32, weak_type=True)
     """
+    return _sqrt(_real("sqrt", "x", x))
+
+
+@jax.jit  # one dispatch when called eagerly, instead of five
+def _sqrt(x: ArrayLike) -> jax.Array:
     zero = jnp.equal(x, 0)  # in XLA, as the value: a subnormal is flushed to 0 in both
     return jnp.where(zero, 0, jnp.sqrt(jnp.where(zero, 1, x)))
 
 
-@adjoint
-def hypot(x: ArrayLike, y: ArrayLike):
+def hypot(x: ArrayLike, y: ArrayLike) -> jax.Array:
     """``sqrt(x**2 + y**2)`` without overflow, with gradient ``(0, 0)`` at the origin.
 
     Subgradient at ``(0, 0)``: **(0, 0)**, the minimum-norm element of the
@@ -177,6 +297,12 @@ def hypot(x: ArrayLike, y: ArrayLike):
         >>> jax.grad(tk.safe.hypot, argnums=(0, 1))(0.0, 0.0)
         (Array(0., dtype=float32, weak_type=True), Array(0., dtype=float32, weak_type=True))
     """
+    x, y = _real_pair("hypot", "x", x, "y", y)
+    return _hypot_rule(x, y)
+
+
+@adjoint
+def _hypot_rule(x: ArrayLike, y: ArrayLike):
     r, ux, uy = _hypot_parts(x, y)
     return r, lambda Δ: (_sum_to(Δ * ux, x), _sum_to(Δ * uy, y))
 
@@ -191,9 +317,8 @@ def _hypot_parts(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array, jax.
     return jnp.where(origin, 0, r), ux, uy
 
 
-@adjoint
-def norm(x: ArrayLike, axis: int | tuple[int, ...] = -1, keepdims: bool = False):
-    """Euclidean norm of ``x`` along ``axis`` (default: the last), with gradient 0 at the zero vector.
+def norm(x: ArrayLike, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False) -> jax.Array:
+    """Euclidean norm of ``x`` along ``axis`` (default: the last; ``None``: all axes), with gradient 0 at the zero vector.
 
     Subgradient at ``x = 0``: **the zero vector**, the minimum-norm subgradient
     of the norm at the origin (as for :func:`hypot`). Elsewhere ``x / norm(x)``.
@@ -211,6 +336,12 @@ def norm(x: ArrayLike, axis: int | tuple[int, ...] = -1, keepdims: bool = False)
         >>> jax.grad(lambda v: tk.safe.norm(v))(jnp.zeros(3))
         Array([0., 0., 0.], dtype=float32)
     """
+    x = _real("norm", "x", x)
+    return _norm_rule(x, _checked_axis(x, axis), _checked_flag("norm", "keepdims", keepdims))
+
+
+@adjoint
+def _norm_rule(x: ArrayLike, axis: int | tuple[int, ...], keepdims: bool):
     r, unit = _norm_parts(x, axis)
 
     def pullback(Δ):
@@ -229,8 +360,7 @@ def _norm_parts(x: jax.Array, axis: int | tuple[int, ...]) -> tuple[jax.Array, j
     return jnp.where(zero, 0, root), jnp.where(zero, 0, _quotient(x, root))
 
 
-@adjoint
-def atan2(y: ArrayLike, x: ArrayLike):
+def atan2(y: ArrayLike, x: ArrayLike) -> jax.Array:
     """The angle of the point ``(x, y)``, in ``[-π, π]``; 0 with gradient ``(0, 0)`` at the origin.
 
     At ``(0, 0)`` the angle is undefined. The value returned there is **0** for
@@ -247,6 +377,12 @@ def atan2(y: ArrayLike, x: ArrayLike):
         >>> [float(g) == 0 for g in jax.grad(tk.safe.atan2, argnums=(0, 1))(0.0, 0.0)]
         [True, True]
     """
+    y, x = _real_pair("atan2", "y", y, "x", x)
+    return _atan2_rule(y, x)
+
+
+@adjoint
+def _atan2_rule(y: ArrayLike, x: ArrayLike):
     angle, dy, dx = _atan2_parts(y, x)
     return angle, lambda Δ: (_sum_to(Δ * dy, y), _sum_to(Δ * dx, x))
 
@@ -263,7 +399,6 @@ def _atan2_parts(y: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.
     return angle, dy, dx
 
 
-@jax.jit  # one dispatch when called eagerly, instead of five
 def cbrt(x: ArrayLike) -> jax.Array:
     """Real cube root (``cbrt(-8) = -2``), with derivative 0 at 0 (``jnp.cbrt``'s is ``inf``).
 
@@ -280,13 +415,20 @@ def cbrt(x: ArrayLike) -> jax.Array:
         >>> jax.grad(tk.safe.cbrt)(0.0)
         Array(0., dtype=float32, weak_type=True)
     """
+    return _cbrt(_real("cbrt", "x", x))
+
+
+@jax.jit  # one dispatch when called eagerly, instead of five
+def _cbrt(x: ArrayLike) -> jax.Array:
     zero = jnp.equal(x, 0)  # in XLA, as the value: a subnormal is flushed to 0 in both
     return jnp.where(zero, 0, jnp.cbrt(jnp.where(zero, 1, x)))
 
 
-@adjoint
-def pow(x: ArrayLike, p: ArrayLike, *, signed: bool = False):
+def pow(x: ArrayLike, p: ArrayLike, *, signed: bool = False) -> jax.Array:
     """``x ** p`` with finite gradients at ``x = 0``; ``signed=True`` gives ``sign(x) * |x| ** p``.
+
+    Integer ``x`` and ``p`` are computed in ``jnp.sqrt``'s float type (``jnp.power``
+    would keep the integers, which have no derivative).
 
     Negative bases: with ``signed=False`` (default) ``x ** p`` is real only for
     integer-valued ``p``, and is ``NaN`` otherwise, exactly as ``jnp.power``; a
@@ -321,6 +463,13 @@ def pow(x: ArrayLike, p: ArrayLike, *, signed: bool = False):
         >>> jax.grad(tk.safe.pow)(0.0, 0.5), jax.grad(tk.safe.pow)(2.0, 3.0)
         (Array(0., dtype=float32, weak_type=True), Array(12., dtype=float32, weak_type=True))
     """
+    x, p = _real_pair("pow", "x", x, "p", _small_int(p))
+    x = x if _inexact(x) or _inexact(p) else _as_float(x)  # an integer power of an integer: in jnp.sqrt's float
+    return _pow_rule(x, p, signed=_checked_flag("pow", "signed", signed))
+
+
+@adjoint
+def _pow_rule(x: ArrayLike, p: ArrayLike, *, signed: bool):
     # A Python int p stays one (jnp.power then multiplies: x ** 3 = x * x * x, as jnp's x ** 3).
     parts = _pow_parts_int if isinstance(p, int) else _pow_parts
     value, slope_x, slope_p = parts(x, p, signed)
@@ -345,8 +494,7 @@ _pow_parts = jax.jit(_pow_forward, static_argnums=2)  # one dispatch when called
 _pow_parts_int = jax.jit(_pow_forward, static_argnums=(1, 2))
 
 
-@adjoint
-def div(x: ArrayLike, y: ArrayLike):
+def div(x: ArrayLike, y: ArrayLike) -> jax.Array:
     """``x / y``, with ``0 / 0 = 0`` and gradient ``(0, 0)`` there.
 
     At ``x = y = 0`` IEEE division gives ``NaN``. Here the value is **0** (the
@@ -364,6 +512,12 @@ def div(x: ArrayLike, y: ArrayLike):
         >>> [float(g) == 0 for g in jax.grad(tk.safe.div, argnums=(0, 1))(0.0, 0.0)]
         [True, True]
     """
+    x, y = _real_pair("div", "x", x, "y", y)
+    return _div_rule(x, y)
+
+
+@adjoint
+def _div_rule(x: ArrayLike, y: ArrayLike):
     quotient, slope_x, slope_y = _div_parts(x, y)
     return quotient, lambda Δ: (_sum_to(Δ * slope_x, x), _sum_to(Δ * slope_y, y))
 

@@ -73,7 +73,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from toolkit.colour._dtypes import as_they_are, cast, needs_cast, promoted, working_dtype
-from toolkit.colour.spaces import DEFAULT_OBSERVER, Illuminant, adaptation_matrix, rgb_space, white_xyz, whitepoint
+from toolkit.colour.spaces import (
+    DEFAULT_OBSERVER,
+    Illuminant,
+    adaptation_matrix,
+    checked_space,
+    checked_whitepoint,
+    rgb_space,
+    white_xyz,
+    whitepoint,
+)
 from toolkit.colour.transfer import Curve, positive_power
 from toolkit.colour.types import RGB, XYZ, Channels, Colour, Lab, channels, checked, from_channels, well_formed
 
@@ -141,16 +150,17 @@ def _keeping_greys(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return adjusted, sums
 
 
-def _lookup(
-    space: str, linear: bool, illuminant: Illuminant, observer: str, reference_white: str = "illuminant"
+def lookup(
+    caller: str, space: Any, linear: Any, illuminant: Any, observer: Any, reference_white: Any = "illuminant"
 ) -> _Constants:
-    if reference_white not in ("illuminant", "space"):
+    """The constants for these settings, each checked first (errors start with ``caller``, the public function)."""
+    if not isinstance(reference_white, str) or reference_white not in ("illuminant", "space"):
         raise ValueError(
-            f"reference_white={reference_white!r}: expected 'illuminant' (Lab relative to the illuminant, "
+            f"{caller}: reference_white={reference_white!r}: expected 'illuminant' (Lab relative to the illuminant, "
             f"as colour-science) or 'space' (relative to the colourspace's white, RGB (1, 1, 1))."
         )
-    rgb_space(space, linear)  # validates space before caching
-    whitepoint(illuminant, observer)  # validates illuminant and observer
+    checked_space(caller, space, linear)  # validates space before caching
+    checked_whitepoint(caller, illuminant, observer)  # validates illuminant and observer
     return _constants(space, bool(linear), _settings_key(illuminant), observer, reference_white)
 
 
@@ -278,8 +288,8 @@ def _cached_white(illuminant: Any, observer: str) -> tuple[float, float, float]:
     return tuple(white_xyz(illuminant, observer).tolist())  # type: ignore[return-value]
 
 
-def _white(illuminant: Illuminant, observer: str) -> tuple[float, float, float]:
-    whitepoint(illuminant, observer)  # validates before caching
+def _white(caller: str, illuminant: Illuminant, observer: str) -> tuple[float, float, float]:
+    checked_whitepoint(caller, illuminant, observer)  # validates before caching
     return _cached_white(_settings_key(illuminant), observer)
 
 
@@ -307,7 +317,7 @@ def rgb_to_xyz(
         >>> round(float(xyz.x), 4), round(float(xyz.y), 4), round(float(xyz.z), 4)
         (0.9505, 1.0, 1.089)
     """
-    return _run(_rgb_to_xyz, _lookup(space, linear, illuminant, observer), rgb, RGB, "rgb_to_xyz", "rgb")
+    return _run(_rgb_to_xyz, lookup("rgb_to_xyz", space, linear, illuminant, observer), rgb, RGB, "rgb_to_xyz", "rgb")
 
 
 def xyz_to_rgb(
@@ -328,7 +338,7 @@ def xyz_to_rgb(
         >>> [round(v, 4) for v in xyz_to_rgb(jnp.array([0.9505, 1.0, 1.089])).tolist()]
         [1.0, 1.0, 1.0]
     """
-    return _run(_xyz_to_rgb, _lookup(space, linear, illuminant, observer), xyz, XYZ, "xyz_to_rgb", "xyz")
+    return _run(_xyz_to_rgb, lookup("xyz_to_rgb", space, linear, illuminant, observer), xyz, XYZ, "xyz_to_rgb", "xyz")
 
 
 def xyz_to_lab(xyz: Colour, *, illuminant: Illuminant = "D65", observer: str = DEFAULT_OBSERVER) -> Colour:
@@ -340,7 +350,7 @@ def xyz_to_lab(xyz: Colour, *, illuminant: Illuminant = "D65", observer: str = D
         >>> round(float(lab.l), 3)
         76.069
     """
-    return _run(_xyz_to_lab, _white(illuminant, observer), xyz, XYZ, "xyz_to_lab", "xyz")
+    return _run(_xyz_to_lab, _white("xyz_to_lab", illuminant, observer), xyz, XYZ, "xyz_to_lab", "xyz")
 
 
 def lab_to_xyz(lab: Colour, *, illuminant: Illuminant = "D65", observer: str = DEFAULT_OBSERVER) -> Colour:
@@ -351,7 +361,7 @@ def lab_to_xyz(lab: Colour, *, illuminant: Illuminant = "D65", observer: str = D
         >>> round(float(lab_to_xyz(Lab(100.0, 0.0, 0.0)).y), 6)
         1.0
     """
-    return _run(_lab_to_xyz, _white(illuminant, observer), lab, Lab, "lab_to_xyz", "lab")
+    return _run(_lab_to_xyz, _white("lab_to_xyz", illuminant, observer), lab, Lab, "lab_to_xyz", "lab")
 
 
 def rgb_to_lab(
@@ -384,7 +394,7 @@ def rgb_to_lab(
         >>> float(white.a), float(white.b)
         (0.0, 0.0)
     """
-    constants = _lookup(space, linear, illuminant, observer, reference_white)
+    constants = lookup("rgb_to_lab", space, linear, illuminant, observer, reference_white)
     return _run(_rgb_to_lab, constants, rgb, RGB, "rgb_to_lab", "rgb")
 
 
@@ -407,5 +417,5 @@ def lab_to_rgb(
         >>> [round(v, 3) + 0.0 for v in lab_to_rgb(jnp.array([53.2329, 80.1112, 67.2237])).tolist()]
         [1.0, 0.0, 0.0]
     """
-    constants = _lookup(space, linear, illuminant, observer, reference_white)
+    constants = lookup("lab_to_rgb", space, linear, illuminant, observer, reference_white)
     return _run(_lab_to_rgb, constants, lab, Lab, "lab_to_rgb", "lab")

@@ -51,6 +51,7 @@ References:
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -65,8 +66,9 @@ from toolkit.adjoints import adjoint
 from toolkit.colour._chroma import chroma
 from toolkit.colour._dtypes import as_they_are, cast, needs_cast, promoted, working_dtype
 from toolkit.colour._hue import hue, hue_difference, mean_hue, shared_hues
-from toolkit.colour.convert import rgb_to_lab, xyz_to_lab
-from toolkit.colour.types import RGB, XYZ, Lab, channels, checked, well_formed
+from toolkit.colour.convert import lookup, rgb_to_lab, xyz_to_lab
+from toolkit.colour.spaces import DEFAULT_OBSERVER
+from toolkit.colour.types import RGB, XYZ, Lab, batch_shape, channels, checked, well_formed
 
 __all__ = ["ciede2000", "cie94", "cmc", "cie76", "colordiff", "METRICS"]
 
@@ -95,7 +97,7 @@ def _pair(caller: str, names: tuple[str, str], lab1: Any, lab2: Any) -> tuple[ja
 
 
 def _run(
-    kernel: Callable[..., jax.Array], caller: str, names: tuple[str, str], lab1: Any, lab2: Any, *weights: Any
+    kernel: Callable[..., jax.Array], caller: str, names: tuple[str, str], lab1: Any, lab2: Any, **named: Any
 ) -> jax.Array:
     """``kernel(lab1, lab2, *weights)`` in the working dtype, returned in the dtype the inputs promote to.
 
@@ -106,14 +108,17 @@ def _run(
     the dtype returned, and the kernel computes in the colours' dtype, so one
     kernel serves ``kL=1.0`` and ``kL=np.float64(1.0)`` alike.
     """
+    weights = tuple(named.values())
     if as_they_are((lab1, lab2), weights):
         return kernel(lab1, lab2, *weights)
     lab1, lab2 = checked(lab1, Lab, caller, names[0]), checked(lab2, Lab, caller, names[1])
     dtype = promoted(lab1, lab2, *weights)
     work = working_dtype(dtype)
     colours = (lab1, lab2)
-    if needs_cast(colours, work) and well_formed(lab1, Lab) and well_formed(lab2, Lab):
-        colours = cast(colours, work)
+    if well_formed(lab1, Lab) and well_formed(lab2, Lab):
+        _check_weight_shapes(caller, names, lab1, lab2, named)
+        if needs_cast(colours, work):
+            colours = cast(colours, work)
     out = kernel(*colours, *(_weight(w, work) for w in weights))
     return out if out.dtype == dtype else out.astype(dtype)
 
@@ -141,20 +146,56 @@ def _channels_first(lab: Any) -> Any:
     return Lab(*jnp.moveaxis(array, -1, 0))
 
 
-def _positive(caller: str, **weights: Any) -> tuple[Any, ...]:
-    """The weights, each checked to be > 0 wherever its value is known (real wherever it is traced); lists become arrays."""
+def _check_weight_shapes(caller: str, names: tuple[str, str], lab1: Any, lab2: Any, weights: dict[str, Any]) -> None:
+    """A ``ValueError`` naming the weight whose shape does not broadcast with the colours' batch shape."""
+    try:
+        batch = np.broadcast_shapes(batch_shape(lab1), batch_shape(lab2))
+    except ValueError:
+        return  # _pair says so, naming both colours
     for name, value in weights.items():
-        if filters.is_array(value) and filters.concrete(value) is None:  # traced: its values are not known yet
-            _check_real(caller, name, value)
-        else:
-            _check_positive(caller, name, value)
-    return tuple(jnp.asarray(v) if isinstance(v, (list, tuple)) else v for v in weights.values())
+        try:
+            np.broadcast_shapes(batch, np.shape(value))
+        except ValueError:
+            raise ValueError(
+                f"{caller}: {name} ({describe(value)}) does not broadcast with the batch shape {batch} of "
+                f"{names[0]} and {names[1]}; pass a number, or an array whose axes equal the batch's or are 1."
+            ) from None
+
+
+def _positive(caller: str, **weights: Any) -> dict[str, Any]:
+    """The weights, each checked to be > 0 wherever its value is known (real wherever it is traced); lists become arrays."""
+    return {name: _checked_weight(caller, name, value) for name, value in weights.items()}
+
+
+def _checked_weight(caller: str, name: str, value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        value = _weight_array(caller, name, value)
+    if isinstance(value, (bool, np.bool_)) or (filters.is_array(value) and value.dtype == bool):
+        raise TypeError(
+            f"{caller}: {name} is a weight, a number > 0, not a boolean (got {describe(value)}); "
+            f"pass a number, e.g. {name}=2.0."
+        )
+    if filters.is_array(value) and not filters.is_numeric(value):  # PRNG keys, strings, objects
+        raise TypeError(f"{caller}: {name} must be a real number or array of real numbers, got {describe(value)}.")
+    if filters.is_array(value) and filters.concrete(value) is None:  # traced: its values are not known yet
+        _check_real(caller, name, value)
+    else:
+        _check_positive(caller, name, value)
+    return value
+
+
+def _weight_array(caller: str, name: str, value: Any) -> jax.Array:
+    try:
+        return jnp.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{caller}: {name} must be a real number or array of real numbers, got a {type(value).__name__} "
+            f"that is not one ({value!r})."
+        ) from None
 
 
 def _check_real(caller: str, name: str, value: jax.Array) -> None:
-    if not (
-        jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.floating) or value.dtype == bool
-    ):
+    if not (jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.floating)):
         raise TypeError(
             f"{caller}: {name} must be a real number or array of real numbers, got {describe(value)} (traced)."
         )
@@ -162,7 +203,7 @@ def _check_real(caller: str, name: str, value: jax.Array) -> None:
 
 def _check_positive(caller: str, name: str, value: Any) -> None:
     array = np.asarray(value)
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating) or array.dtype == bool):
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"{caller}: {name} must be a real number or array of real numbers, got {value!r}.")
     positive = array > 0
     if np.all(positive):
@@ -273,8 +314,8 @@ def ciede2000(lab1: Any, lab2: Any, kL: Any = 1.0, kC: Any = 1.0, kH: Any = 1.0)
         >>> round(float(ciede2000(Lab(50.0, 2.6772, -79.7751), Lab(50.0, 0.0, -82.7485))), 4)
         2.0425
     """
-    kL, kC, kH = _positive("ciede2000", kL=kL, kC=kC, kH=kH)
-    return _run(_ciede2000_compiled, "ciede2000", ("lab1", "lab2"), lab1, lab2, kL, kC, kH)
+    weights = _positive("ciede2000", kL=kL, kC=kC, kH=kH)
+    return _run(_ciede2000_compiled, "ciede2000", ("lab1", "lab2"), lab1, lab2, **weights)
 
 
 # --- CIE94 and CMC: reference and sample --------------------------------------------
@@ -325,8 +366,9 @@ def cie94(reference: Any, sample: Any, textiles: bool = False) -> jax.Array:
         >>> round(float(cie94(Lab(50.0, 10.0, 10.0), Lab(52.0, 12.0, 8.0))), 4)
         3.0693
     """
-    if not isinstance(textiles, bool):
+    if not isinstance(textiles, (bool, np.bool_)):
         raise TypeError(f"cie94: textiles must be True or False, got {textiles!r}.")
+    textiles = bool(textiles)
     return _run(lambda r, s: _cie94_compiled(r, s, textiles), "cie94", ("reference", "sample"), reference, sample)
 
 
@@ -373,8 +415,8 @@ def cmc(reference: Any, sample: Any, l: Any = 2.0, c: Any = 1.0) -> jax.Array:  
         >>> round(float(cmc(Lab(50.0, 10.0, 10.0), Lab(52.0, 12.0, 8.0))), 4)
         4.6415
     """
-    l, c = _positive("cmc", l=l, c=c)  # noqa: E741 (CMC(l:c))
-    return _run(_cmc_compiled, "cmc", ("reference", "sample"), reference, sample, l, c)
+    weights = _positive("cmc", l=l, c=c)
+    return _run(_cmc_compiled, "cmc", ("reference", "sample"), reference, sample, **weights)
 
 
 # --- CIE76 ---------------------------------------------------------------------------
@@ -419,10 +461,18 @@ _ALIASES = {  # colour-science's and Colors.jl's names for the same metrics
     "DE_AB": "CIE76",
 }
 _KINDS = {"RGB": RGB, "Lab": Lab, "XYZ": XYZ}
+_DEFAULT_SETTINGS = {
+    "space": "sRGB",
+    "linear": False,
+    "illuminant": "D65",
+    "observer": DEFAULT_OBSERVER,
+    "reference_white": "illuminant",
+}
 
 
 def _metric(metric: str | Callable[..., jax.Array]) -> Callable[..., jax.Array]:
     if callable(metric):
+        _check_takes_two(metric)
         return metric
     names = {name.upper(): name for name in list(METRICS) + list(_ALIASES)}
     name = names.get(str(metric).upper()) if isinstance(metric, str) else None
@@ -433,6 +483,34 @@ def _metric(metric: str | Callable[..., jax.Array]) -> Callable[..., jax.Array]:
             f"e.g. functools.partial(tk.colour.cmc, l=1, c=1)."
         )
     return METRICS[_ALIASES.get(name, name)]
+
+
+def _check_takes_two(metric: Callable[..., Any]) -> None:
+    try:
+        signature = inspect.signature(metric)
+    except (TypeError, ValueError):
+        return  # no signature to read (some builtins): the call will tell
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise TypeError(
+            f"colordiff: metric must be a function of two Lab colours, f(lab1, lab2), but "
+            f"{getattr(metric, '__name__', type(metric).__name__)}{signature} cannot be called with two; "
+            f"bind other settings first, e.g. functools.partial(tk.colour.cmc, l=1, c=1)."
+        ) from None
+
+
+def _check_batches(a: Any, b: Any) -> None:
+    """A ``ValueError`` naming ``a`` and ``b`` (not the metric's arguments) if their batch shapes do not broadcast."""
+    shapes = [batch_shape(a), batch_shape(b)]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(
+            f"colordiff: the batch shapes of a {shapes[0]} and b {shapes[1]} do not broadcast together "
+            f"(the trailing channel axis excluded). Give them equal shapes, or size-1 axes to broadcast along, "
+            f"e.g. a[:, None] against b[None, :]."
+        ) from None
 
 
 def _kind(arrays: Any) -> type | None:
@@ -446,7 +524,7 @@ def _kind(arrays: Any) -> type | None:
 def _checked_colour(colour: Any, name: str, kind: type | None) -> tuple[Any, type]:
     """``colour``, checked to hold real numbers (and, if a plain array, to hold ``kind``), and its kind."""
     if isinstance(colour, (RGB, Lab, XYZ)):
-        return checked(colour, None, "colordiff", name), type(colour)
+        kind = type(colour)
     colour = checked(colour, kind, "colordiff", name)
     if kind is None:
         raise TypeError(
@@ -497,7 +575,8 @@ def colordiff(
         space: the RGB colourspace of RGB colours.
         conversion: ``linear``, ``illuminant``, ``observer``, ``reference_white``,
             as for :func:`~toolkit.colour.rgb_to_lab` (``illuminant``/``observer``
-            also apply to XYZ colours).
+            also apply to XYZ colours). Every setting is checked, whether or not
+            the colours given need it.
 
     The gradient is with respect to the colours as given: an ``RGB`` struct gets
     an ``RGB`` gradient. See :mod:`toolkit.colour.difference` for the gradients
@@ -523,7 +602,9 @@ def colordiff(
         )
     lab_settings = {k: v for k, v in conversion.items() if k in ("illuminant", "observer")}
     rgb_settings = dict(conversion, space=space)
+    lookup("colordiff", **{**_DEFAULT_SETTINGS, **rgb_settings})  # every setting checked, used or not
     (a, kind_a), (b, kind_b) = _checked_colour(a, "a", kind), _checked_colour(b, "b", kind)
+    _check_batches(a, b)
     dtype = promoted(a, b)
     work = working_dtype(dtype)
     # RGB and XYZ are converted in the working dtype (float32 for half precision), so

@@ -38,8 +38,10 @@ __all__ = [
     "RGBSpace",
     "Illuminant",
     "rgb_space",
+    "checked_space",
     "supported_spaces",
     "whitepoint",
+    "checked_whitepoint",
     "white_xyz",
     "adaptation_matrix",
 ]
@@ -127,9 +129,24 @@ def rgb_space(name: str, linear: bool = False) -> RGBSpace:
         >>> rgb_space("Display P3").curve is rgb_space("sRGB").curve
         True
     """
+    return checked_space("rgb_space", name, linear)
+
+
+def checked_space(caller: str, name: Any, linear: Any) -> RGBSpace:
+    """:func:`rgb_space`, with errors that start with ``caller`` (the public function the settings were given to)."""
+    if not isinstance(linear, (bool, np.bool_)):
+        raise TypeError(f"{caller}: linear must be True or False, got {linear!r}.")
     if not isinstance(name, str) or not _known_space(name):
-        raise ValueError(_unknown("RGB colourspace", name, supported_spaces(), "space"))
-    return _rgb_space(name, bool(linear))
+        raise ValueError(_unknown(caller, "RGB colourspace", name, supported_spaces(), "space"))
+    space = _rgb_space(name, bool(linear))
+    if space is None:
+        decoding = colour.RGB_COLOURSPACES[name].cctf_decoding
+        raise ValueError(
+            f"{caller}: space={name!r}: colour-science decodes it with {_name_of(decoding)}, which toolkit "
+            f"has no JAX version of. Pass linear=True to convert linear {name} values, or use one of: "
+            f"{', '.join(supported_spaces())}."
+        )
+    return space
 
 
 _KNOWN_SPACES: set[str] = set()
@@ -144,15 +161,12 @@ def _known_space(name: str) -> bool:
 
 
 @functools.cache
-def _rgb_space(name: str, linear: bool) -> RGBSpace:
+def _rgb_space(name: str, linear: bool) -> RGBSpace | None:
+    """The colourspace, or ``None`` if toolkit has no JAX version of its transfer function."""
     space = colour.RGB_COLOURSPACES[name]
     curve = LINEAR if linear else _curve(space)
     if curve is None:
-        raise ValueError(
-            f"space={name!r}: colour-science decodes it with {_name_of(space.cctf_decoding)}, which toolkit "
-            f"has no JAX version of. Pass linear=True to convert linear {name} values, or use one of: "
-            f"{', '.join(supported_spaces())}."
-        )
+        return None
     return RGBSpace(
         name=space.name,
         matrix=np.asarray(space.matrix_RGB_to_XYZ, dtype=np.float64),
@@ -171,25 +185,35 @@ def whitepoint(illuminant: Illuminant = "D65", observer: str = DEFAULT_OBSERVER)
         >>> whitepoint("D65").tolist(), whitepoint("D65", "CIE 1964 10 Degree Standard Observer").tolist()
         ([0.3127, 0.329], [0.31382, 0.331])
     """
+    return checked_whitepoint("whitepoint", illuminant, observer)
+
+
+def checked_whitepoint(caller: str, illuminant: Any, observer: Any) -> np.ndarray:
+    """:func:`whitepoint`, with errors that start with ``caller`` (the public function the settings were given to)."""
+    if not isinstance(observer, str) or _illuminants(observer) is None:
+        raise ValueError(_unknown(caller, "observer", observer, _OBSERVERS, "observer"))
     if not isinstance(illuminant, str):
-        return _checked_xy(illuminant)
-    if not isinstance(observer, str):
-        raise ValueError(_unknown("observer", observer, _OBSERVERS, "observer"))
-    return _named_whitepoint(illuminant, observer).copy()
+        return _checked_xy(caller, illuminant)
+    xy = _named_whitepoint(illuminant, observer)
+    if xy is None:
+        valid = tuple(_illuminants(observer) or ())
+        raise ValueError(
+            _unknown(caller, f"illuminant for the {observer}", illuminant, valid, "illuminant")
+            + " An (x, y) chromaticity pair is accepted too."
+        )
+    return xy.copy()
 
 
 @functools.cache
-def _named_whitepoint(illuminant: str, observer: str) -> np.ndarray:
-    # Cached (unknown names raise, and are not): colour-science's mappings take ~0.3 ms a lookup.
-    if observer not in colour.CCS_ILLUMINANTS:
-        raise ValueError(_unknown("observer", observer, _OBSERVERS, "observer"))
-    table = colour.CCS_ILLUMINANTS[observer]
-    if illuminant not in table:
-        raise ValueError(
-            _unknown(f"illuminant for the {observer}", illuminant, tuple(table), "illuminant")
-            + " An (x, y) chromaticity pair is accepted too."
-        )
-    return np.asarray(table[illuminant], dtype=np.float64)
+def _illuminants(observer: str) -> Any:
+    # Cached: colour-science's mappings take ~0.3 ms a lookup.
+    return colour.CCS_ILLUMINANTS[observer] if observer in colour.CCS_ILLUMINANTS else None
+
+
+@functools.cache
+def _named_whitepoint(illuminant: str, observer: str) -> np.ndarray | None:
+    table = _illuminants(observer)
+    return np.asarray(table[illuminant], dtype=np.float64) if illuminant in table else None
 
 
 def white_xyz(illuminant: Illuminant = "D65", observer: str = DEFAULT_OBSERVER) -> np.ndarray:
@@ -200,20 +224,20 @@ def white_xyz(illuminant: Illuminant = "D65", observer: str = DEFAULT_OBSERVER) 
         >>> [round(v, 5) for v in white_xyz("D65").tolist()]
         [0.95046, 1.0, 1.08906]
     """
-    return colour.xy_to_XYZ(whitepoint(illuminant, observer))
+    return colour.xy_to_XYZ(checked_whitepoint("white_xyz", illuminant, observer))
 
 
 _OBSERVERS = ("CIE 1931 2 Degree Standard Observer", "CIE 1964 10 Degree Standard Observer")
 
 
-def _checked_xy(xy: Any) -> np.ndarray:
+def _checked_xy(caller: str, xy: Any) -> np.ndarray:
     try:
         array = np.asarray(xy, dtype=np.float64)
     except (TypeError, ValueError):
         array = None
     if array is None or array.shape != (2,) or not np.all(np.isfinite(array)) or not 0 < array[1] <= 1:
         raise ValueError(
-            f"illuminant={xy!r}: expected a name such as 'D65' or a CIE (x, y) chromaticity pair "
+            f"{caller}: illuminant={xy!r}: expected a name such as 'D65' or a CIE (x, y) chromaticity pair "
             f"with 0 < y <= 1, such as (0.3127, 0.329)."
         )
     return array
@@ -236,7 +260,7 @@ def adaptation_matrix(source_xy: np.ndarray, target_xy: np.ndarray) -> np.ndarra
     )
 
 
-def _unknown(what: str, value: Any, valid: Sequence[str], argument: str) -> str:
+def _unknown(caller: str, what: str, value: Any, valid: Sequence[str], argument: str) -> str:
     close = difflib.get_close_matches(str(value), valid, n=1) if isinstance(value, str) else []
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"{argument}={value!r} is not a known {what}.{hint} Valid names: {', '.join(valid)}."
+    return f"{caller}: {argument}={value!r} is not a known {what}.{hint} Valid names: {', '.join(valid)}."

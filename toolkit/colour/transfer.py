@@ -35,16 +35,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from toolkit import safe
+from toolkit import filters, safe
 from toolkit._show import describe
 from toolkit.colour._dtypes import float_dtype, working_dtype
-from toolkit.colour.types import RGB, XYZ, Lab
+from toolkit.colour.types import RGB, XYZ, Lab, checked
 
 __all__ = [
     "Curve",
@@ -66,25 +69,52 @@ __all__ = [
 ]
 
 
-def _elementwise(f: Callable[[jax.Array], jax.Array], x: Any, caller: str) -> Any:
-    """``f`` on every channel of a colour struct, or on an array of any shape."""
+def _elementwise(f: Callable[[jax.Array], jax.Array], x: Any, caller: str, name: str) -> Any:
+    """``f`` on every channel of a colour struct, or on an array of any shape; ``name`` is the argument's."""
     if isinstance(x, (RGB, Lab, XYZ)):
-        return jax.tree.map(lambda leaf: _elementwise(f, leaf, caller), x)
-    try:
-        x = jnp.asarray(x)
-    except (TypeError, ValueError, OverflowError):
-        raise TypeError(
-            f"{caller}: expected real numbers (an array, a number or a colour struct), got {describe(x)}."
-        ) from None
-    if jnp.issubdtype(x.dtype, jnp.complexfloating):
-        raise TypeError(f"{caller}: expected real values, got a complex array ({x.dtype}); pass x.real.")
-    if not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == bool):
-        raise TypeError(f"{caller}: expected real numbers, got values of dtype {x.dtype}.")
+        return jax.tree_util.tree_map_with_path(
+            lambda path, leaf: _elementwise(f, leaf, caller, name + jax.tree_util.keystr(path)),
+            x,
+            is_leaf=lambda leaf: leaf is None,  # a None channel is refused, not skipped
+        )
+    x = _real_array(x, caller, name)
     dtype = float_dtype(x.dtype)  # integers as jnp computes them: float32, float64 for 64-bit integers
     work = working_dtype(dtype)  # float32 for half precision (see toolkit.colour._dtypes)
     if work == x.dtype:
         return _compiled(f, x)
     return _compiled(f, x.astype(work)).astype(dtype)
+
+
+def _real_array(x: Any, caller: str, name: str) -> jax.Array:
+    """``x`` as an array of real numbers, else a ``TypeError`` naming ``name``."""
+    if _is_complex(x):
+        raise TypeError(
+            f"{caller}: expected real values, got complex values for {name} ({describe(x)}); "
+            f"pass the real part (x.real)."
+        )
+    return jnp.asarray(checked(x, None, caller, name))
+
+
+def _is_complex(x: Any) -> bool:
+    return isinstance(x, complex) or (filters.is_array(x) and filters.is_numeric(x) and np.dtype(x.dtype).kind == "c")
+
+
+def _checked_exponent(caller: str, exponent: Any) -> float:
+    """``exponent`` as a Python float, if it is one finite number > 0 known now; else an error naming it."""
+    real = isinstance(exponent, numbers.Real) or (filters.is_array(exponent) and filters.is_numeric(exponent))
+    if isinstance(exponent, (bool, np.bool_)) or not real or _is_complex(exponent) or getattr(exponent, "ndim", 0) != 0:
+        raise TypeError(f"{caller}: exponent must be one real number > 0, such as 2.2, got {describe(exponent)}.")
+    value = filters.concrete(exponent)
+    if value is None:
+        raise TypeError(
+            f"{caller}: exponent is traced ({describe(exponent)}), but it selects the curve to compile; "
+            f"pass a Python float (for jax.jit, mark it static: static_argnums)."
+        )
+    if not (math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(
+            f"{caller}: exponent must be finite and > 0 (Adobe RGB (1998) decodes with 563 / 256), got {float(value)!r}."
+        )
+    return float(value)
 
 
 # One fused kernel per curve and shape when called outside jit; inlined inside it.
@@ -224,7 +254,7 @@ def srgb_decode(code: Any) -> Any:
         >>> [round(v, 4) for v in srgb_decode(jnp.array([-0.1, 0.5, 1.12])).tolist()]
         [-0.0077, 0.214, 1.295]
     """
-    return _elementwise(SRGB.decode, code, "srgb_decode")
+    return _elementwise(SRGB.decode, code, "srgb_decode", "code")
 
 
 def srgb_encode(linear: Any) -> Any:
@@ -236,7 +266,7 @@ def srgb_encode(linear: Any) -> Any:
         >>> [round(v, 4) for v in srgb_encode(jnp.array([-0.01, 0.2140411, 1.0])).tolist()]
         [-0.1292, 0.5, 1.0]
     """
-    return _elementwise(SRGB.encode, linear, "srgb_encode")
+    return _elementwise(SRGB.encode, linear, "srgb_encode", "linear")
 
 
 def bt709_decode(code: Any) -> Any:
@@ -248,7 +278,7 @@ def bt709_decode(code: Any) -> Any:
         >>> [round(v, 4) for v in bt709_decode(jnp.array([0.0, 0.5, 1.0])).tolist()]
         [0.0, 0.2596, 1.0]
     """
-    return _elementwise(BT709.decode, code, "bt709_decode")
+    return _elementwise(BT709.decode, code, "bt709_decode", "code")
 
 
 def bt709_encode(linear: Any) -> Any:
@@ -260,7 +290,7 @@ def bt709_encode(linear: Any) -> Any:
         >>> [round(v, 4) for v in bt709_encode(jnp.array([0.0, 0.18, 1.0])).tolist()]
         [0.0, 0.409, 1.0]
     """
-    return _elementwise(BT709.encode, linear, "bt709_encode")
+    return _elementwise(BT709.encode, linear, "bt709_encode", "linear")
 
 
 def bt2020_decode(code: Any) -> Any:
@@ -272,7 +302,7 @@ def bt2020_decode(code: Any) -> Any:
         >>> [round(v, 4) for v in bt2020_decode(jnp.array([0.0, 0.5, 1.0])).tolist()]
         [0.0, 0.2596, 1.0]
     """
-    return _elementwise(BT2020.decode, code, "bt2020_decode")
+    return _elementwise(BT2020.decode, code, "bt2020_decode", "code")
 
 
 def bt2020_encode(linear: Any) -> Any:
@@ -284,7 +314,7 @@ def bt2020_encode(linear: Any) -> Any:
         >>> [round(v, 4) for v in bt2020_encode(jnp.array([0.0, 0.18, 1.0])).tolist()]
         [0.0, 0.409, 1.0]
     """
-    return _elementwise(BT2020.encode, linear, "bt2020_encode")
+    return _elementwise(BT2020.encode, linear, "bt2020_encode", "linear")
 
 
 def gamma_decode(code: Any, exponent: float) -> Any:
@@ -298,7 +328,8 @@ def gamma_decode(code: Any, exponent: float) -> Any:
         >>> gamma_decode(jnp.array([-0.5, 0.5]), 2.0).tolist()
         [-0.25, 0.25]
     """
-    return _elementwise(GammaCurve(exponent, 1 / exponent).decode, code, "gamma_decode")
+    exponent = _checked_exponent("gamma_decode", exponent)
+    return _elementwise(GammaCurve(exponent, 1 / exponent).decode, code, "gamma_decode", "code")
 
 
 def gamma_encode(linear: Any, exponent: float) -> Any:
@@ -312,4 +343,5 @@ def gamma_encode(linear: Any, exponent: float) -> Any:
         >>> gamma_encode(jnp.array([-0.25, 0.25]), 2.0).tolist()
         [-0.5, 0.5]
     """
-    return _elementwise(GammaCurve(exponent, 1 / exponent).encode, linear, "gamma_encode")
+    exponent = _checked_exponent("gamma_encode", exponent)
+    return _elementwise(GammaCurve(exponent, 1 / exponent).encode, linear, "gamma_encode", "linear")
