@@ -123,3 +123,36 @@ def test_a_sampler_that_ignores_its_key_is_an_error_that_shows_the_fix():
             lambda p, x: jnp.sum((p - x) ** 2), jnp.zeros(3), tk.Descent(0.1), steps=5,
             data=lambda key: np.random.rand(3), key=jax.random.key(0),
         )  # fmt: skip
+
+
+def test_lbfgs_gets_the_value_gradient_and_function_it_asks_for(x64):
+    """optax.lbfgs needs ``value``, ``grad`` and ``value_fn``: given them, it beats Adam on Rosenbrock by far."""
+    rosenbrock = lambda p: (1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2  # noqa: E731 - minimum 0 at (1, 1)
+    start = jnp.array([-1.2, 1.0])
+    lbfgs = tk.optimise(rosenbrock, start, optax.lbfgs(), steps=200, gtol=1e-8)
+    assert lbfgs.stop_reason.startswith("gtol") and lbfgs.steps < 60
+    np.testing.assert_allclose(lbfgs.params, [1.0, 1.0], atol=1e-8)
+    adam = tk.optimise(rosenbrock, start, tk.Adam(0.01), steps=20 * lbfgs.steps)
+    assert np.max(np.abs(adam.params - 1.0)) > 0.05  # twenty times the steps, still far from (1, 1)
+
+
+def test_a_list_of_batches_is_an_error_that_shows_how_to_stack_them():
+    batches = [(jnp.ones((8, 3)), jnp.ones(8)) for _ in range(4)]
+    with pytest.raises(TypeError, match=r"(?s)list of 4 batches.*jnp\.stack"):
+        tk.optimise(lambda p, b: jnp.sum(p), jnp.zeros(3), tk.Descent(), steps=3, data=batches)
+
+
+@pytest.mark.parametrize(
+    ("start", "loss", "advice"),
+    [
+        ([np.nan, 1.0], lambda p: jnp.sum(p**2), r"starting parameters are not finite \(params\); no step"),
+        ([1.0, 1.0], lambda p: jnp.sum(jnp.sqrt(p - 3)), r"not finite at the starting parameters.*no step"),
+    ],
+    ids=["nan-start", "nan-loss-at-start"],
+)
+def test_a_run_that_never_took_a_step_does_not_advise_a_smaller_learning_rate(start, loss, advice):
+    with pytest.warns(RuntimeWarning, match=advice) as caught:
+        result = tk.optimise(loss, jnp.array(start), tk.Descent(), steps=5)
+    assert result.steps == 0 and "learning rate" not in str(caught[0].message)
+    with pytest.warns(RuntimeWarning, match=r"diverged at step \d+: .*smaller learning rate"):
+        tk.optimise(lambda p: jnp.sum(p**2), jnp.array([1.0]), tk.Descent(10.0), steps=100)  # |1 - 20|^k overflows

@@ -30,8 +30,10 @@ the same shapes reuses the compiled loop without tracing anything.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
-from typing import Any, NamedTuple
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -215,14 +217,61 @@ def _guarded_segment(guarded: Callable, source: Source, block: int) -> Callable:
     return segment
 
 
-class Chunk(NamedTuple):
-    """A compiled chunk function and what the driver remembers about it between calls."""
+class Program(Protocol):
+    """What one call compiles: built, inside the trace, from the arrays it reads (see ``programs``)."""
 
-    run: Callable  # (progress, rest, data, key, t0, end, tol, gtol) -> (t, progress, losses)
-    objective: Callable  # (float params, other array leaves, sample) -> loss, as the loop sees it
-    block: int  # steps per segment at most
-    buffer: int  # the most steps one call may run (a multiple of block)
-    memo: dict  # per input signature: the loss's dtype; ("fresh", dtype): the initial state; "rate": steps/s
+    @property
+    def arrays(self) -> tuple[Any, ...]:
+        """The arrays the call's loss, sampler and optimiser read (the compiled chunk's inputs)."""
+        ...
+
+    def build(self, arrays: tuple[Any, ...]) -> tuple[Callable, Any, Source]:
+        """``(objective, optimiser, source)`` reading ``arrays`` (tracers) where the call's own read its arrays."""
+        ...
+
+
+_CURRENT = threading.local()  # the Program of the call under way in this thread (what a trace builds from)
+
+
+class Chunk:
+    """A compiled chunk and the state before step 1, for one key; what the driver remembers between calls.
+
+    The jitted functions take the arrays a program reads as inputs and build
+    the program from :data:`_CURRENT` when JAX traces them, which is only during
+    a call: between calls the chunk holds no user object.
+    """
+
+    def __init__(self, run: Callable, fresh: Callable, block: int, buffer: int):
+        self._run, self._fresh = run, fresh
+        self.block, self.buffer = block, buffer  # segment length; the most steps one call may run
+        self.memo: dict = {}  # per input signature: the loss's dtype; "rate": steps/s
+
+    def run(self, program: Program, *args: Any) -> Any:
+        """``(progress, losses, [t, *status, *steps])`` after steps ``t0 … end - 1``.
+
+        ``args``: progress, rest, data, key, t0, end, tol, gtol.
+        """
+        with _current(program):
+            return self._run(*args, program.arrays)
+
+    def fresh(self, program: Program, diff: Any, loss_dtype: Any) -> Progress:
+        """The state before step 1 for the float parameters ``diff``."""
+        with _current(program):
+            return self._fresh(diff, program.arrays, loss_dtype)
+
+
+@contextlib.contextmanager
+def _current(program: Program) -> Iterator[None]:
+    previous = getattr(_CURRENT, "program", None)
+    _CURRENT.program = program
+    try:
+        yield
+    finally:
+        _CURRENT.program = previous
+
+
+def _built(arrays: tuple[Any, ...]) -> tuple[Callable, Any, Source]:
+    return _CURRENT.program.build(arrays)
 
 
 def _advance_single(fast: Callable, guarded: Callable) -> Callable:
@@ -243,44 +292,11 @@ def _advance_single(fast: Callable, guarded: Callable) -> Callable:
     return advance
 
 
-def _draw(source: Source, data: Any, key: Any, t: jax.Array, needed: jax.Array, local: Any, sizes: tuple) -> Any:
-    """The source's entries for ``needed`` steps from ``t``, in an ``ahead``-long array.
-
-    Drawing is cheapest per step in large draws, but a chunk that ends soon
-    (the first, short one, or the last) should not pay for 2^16 samples it never
-    uses: the draw is the smallest of a few sizes (the segment, 16 segments, or
-    ``ahead``) that covers what is needed, padded to ``ahead``.
-    """
-    block, ahead = sizes
-    ladder = sorted({min(block, ahead), min(16 * block, ahead), ahead})
-    if len(ladder) == 1:
-        return source.prefetch(data, key, t, ahead, local)
-
-    def of_size(size: int) -> Callable:
-        def drawn():
-            pre, new_local = source.prefetch(data, key, t, size, local)
-            if size == ahead:
-                return pre, new_local
-            pad = lambda a: jnp.zeros((ahead, *a.shape[1:]), a.dtype).at[:size].set(a)  # noqa: E731
-            return jax.tree.map(pad, pre), new_local
-
-        return drawn
-
-    index = sum((needed > size).astype(jnp.int32) for size in ladder[:-1])
-    return jax.lax.switch(index, [of_size(size) for size in ladder])
-
-
-def _make_chunk(objective: Callable, opt: Any, source: Source, batched: bool, on: tuple, sizes: tuple[int, int, int]):
+def _make_run(batched: bool, on: tuple, sizes: tuple[int, int, int]) -> Callable:
     block, ahead, buffer = sizes
-    step = _make_step(objective, opt)
-    guarded = _guarded(step, on)
-    if batched:
-        guarded = jax.vmap(guarded, in_axes=(0, 0, None, None, None))
-    guarded_segment = _guarded_segment(guarded, source, block)
-    advance = None if batched else _advance_single(_fast_segment(step, source, on, block), guarded_segment)
 
     def segments(
-        p: Progress, mode: jax.Array, losses: jax.Array, t0: jax.Array, t: jax.Array, stop: jax.Array, a: _Segment
+        advance: Callable, p: Progress, mode: jax.Array, losses: jax.Array, t0: Any, t: Any, stop: Any, a: _Segment
     ):
         """The segments of one draw: steps ``t … stop - 1``, at most ``block`` at a time (``losses[s - t0]``: step s)."""
 
@@ -290,17 +306,15 @@ def _make_chunk(objective: Callable, opt: Any, source: Source, batched: bool, on
 
         def segment(carry):
             s, p, losses, mode = carry
-            a_s = a._replace(offset=s - t, n=jnp.minimum(stop - s, block))
-            if advance is None:
-                k, p, written = guarded_segment(p, a_s)
-            else:
-                k, p, written, mode = advance(p, mode, a_s)
+            k, p, written, mode = advance(p, mode, a._replace(offset=s - t, n=jnp.minimum(stop - s, block)))
             losses = jax.lax.dynamic_update_slice_in_dim(losses, written, s - t0, axis=0)
             return s + k, p, losses, mode
 
         return jax.lax.while_loop(unfinished, segment, (t, p, losses, mode))
 
-    def run(progress, rest, data, key, t0, end, tol, gtol):
+    def run(progress, rest, data, key, t0, end, tol, gtol, arrays):
+        objective, opt, source = _built(arrays)
+        advance = _advance(_make_step(objective, opt), source, batched, on, block)
         # One segment's worth of room past the end, as each segment writes its whole buffer.
         losses = jnp.full((buffer + block, *progress.status.shape), jnp.nan, progress.last_loss.dtype)
 
@@ -310,56 +324,59 @@ def _make_chunk(objective: Callable, opt: Any, source: Source, batched: bool, on
 
         def draw(carry):  # the source draws many steps' entries at once (cheaper per step), then segments run
             t, p, local, losses, mode = carry
-            pre, local = _draw(source, data, key, t, jnp.minimum(end - t, ahead), local, (block, ahead))
+            pre, local = source.prefetch(data, key, t, ahead, local)
             a = _Segment(rest, data, key, jnp.zeros_like(t), jnp.asarray(block, t.dtype), pre, tol, gtol)
-            t, p, losses, mode = segments(p, mode, losses, t0, t, jnp.minimum(end, t + ahead), a)
+            t, p, losses, mode = segments(advance, p, mode, losses, t0, t, jnp.minimum(end, t + ahead), a)
             return t, p, local, losses, mode
 
         start = (t0, progress, source.start(data, key, t0), losses, jnp.asarray(_FAST, jnp.int32))
         t, progress, _, losses, _ = jax.lax.while_loop(unfinished, draw, start)
-        return jnp.minimum(t, end), progress, losses
+        counts = [jnp.minimum(t, end)[None], progress.status.ravel(), progress.steps.ravel().astype(jnp.int32)]
+        return progress, losses, jnp.concatenate(counts)
 
     return jax.jit(run)
+
+
+def _advance(step: Callable, source: Source, batched: bool, on: tuple, block: int) -> Callable:
+    """``(p, mode, segment) -> (k, p, losses, mode)``: one segment, fast (then guarded if need be), or guarded."""
+    guarded = _guarded(step, on)
+    if batched:  # problems stop independently: every step guarded, vmapped over them
+        guarded_segment = _guarded_segment(jax.vmap(guarded, in_axes=(0, 0, None, None, None)), source, block)
+        return lambda p, mode, a: (*guarded_segment(p, a), mode)
+    return _advance_single(_fast_segment(step, source, on, block), _guarded_segment(guarded, source, block))
+
+
+def _make_fresh(batched: bool) -> Callable:
+    def fresh(diff: Any, arrays: tuple[Any, ...], loss_dtype: Any) -> Progress:
+        _, opt, _ = _built(arrays)
+        shape = jax.tree.leaves(diff)[0].shape[:1] if batched else ()
+        return Progress(
+            params=diff,
+            opt_state=(jax.vmap(opt.init) if batched else opt.init)(diff),
+            status=jnp.full(shape, RUNNING, jnp.int32),
+            steps=jnp.zeros(shape, jnp.int32),
+            last_loss=jnp.full(shape, jnp.nan, loss_dtype),
+        )
+
+    return jax.jit(fresh, static_argnums=2)
 
 
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 _CACHE_SIZE = 32
 
 
-def cached_chunk(
-    objects: tuple[Any, ...],
-    settings: tuple[Any, ...],
-    make_objective: Callable[[], Callable],
-    opt: optax.GradientTransformation,
-    source: Source,
-    *,
-    batched: bool,
-    tol_on: bool,
-    gtol_on: bool,
-    block: int,
-    ahead: int,
-    buffer: int,
-) -> Chunk:
-    """The compiled chunk for these ``objects`` (compared by identity) and hashable ``settings``.
+def cached_chunk(key: Any, *, batched: bool, tol_on: bool, gtol_on: bool, block: int, ahead: int, buffer: int) -> Chunk:
+    """The chunk for ``key`` (what the program is, see ``programs``; nothing in it keeps a user object alive).
 
-    It is built on first use, ``make_objective()`` making the loss function then.
-    ``buffer`` (the most steps per call) must be a multiple of ``block``.
+    Built on first use; ``buffer`` (the most steps per call) must be a multiple of ``block``.
     """
-    objects = (*objects, opt, *source.cache_objects())
-    key = (
-        tuple(map(id, objects)),
-        settings,
-        type(source).__name__,
-        source.cache_settings(),
-        (batched, tol_on, gtol_on, block, ahead, buffer),
-    )
+    settings = (batched, tol_on, gtol_on, block, ahead, buffer)
+    key = (key, settings)
     if key in _CACHE:
         _CACHE.move_to_end(key)
-        return _CACHE[key][1]
-    objective = make_objective()
-    run = _make_chunk(objective, opt, source, batched, (tol_on, gtol_on), (block, ahead, buffer))
-    chunk = Chunk(run, objective, block, buffer, {})
-    _CACHE[key] = (objects, chunk)  # holding the objects keeps their ids from being reused
+        return _CACHE[key]
+    run = _make_run(batched, (tol_on, gtol_on), (block, ahead, buffer))
+    chunk = _CACHE[key] = Chunk(run, _make_fresh(batched), block, buffer)
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return chunk

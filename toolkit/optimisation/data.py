@@ -58,10 +58,6 @@ class Source:
     needs_key = False
     takes_sample = False
 
-    def cache_objects(self) -> tuple[Any, ...]:
-        """Objects the compiled loop depends on by identity (for the compile cache)."""
-        return ()
-
     def cache_settings(self) -> tuple[Any, ...]:
         """Hashable settings the compiled loop depends on (for the compile cache)."""
         return ()
@@ -82,6 +78,14 @@ class Source:
         """The most steps worth drawing at once, if the source has a reason to bound it."""
         return None
 
+    def sample_function(self) -> Callable[[Any], Any] | None:
+        """The user's sampler, if the source has one (it is taken apart for the compile cache, see ``programs``)."""
+        return None
+
+    def with_sample(self, sample: Callable[[Any], Any] | None) -> Source:
+        """This source drawing with ``sample`` instead (a sampler rebuilt inside a trace)."""
+        return self
+
     def prefetch(self, data: Any, key: Any, t: jax.Array, ahead: int, local: Any) -> tuple[Any, Any]:
         """For steps ``t … t + ahead - 1``: per-step entries (leading axis ``ahead``), and the carried state."""
         return jnp.zeros((ahead,), jnp.int32), local
@@ -101,8 +105,13 @@ class Sampler(Source):
         _check_takes_a_key(sample)
         self.sample = sample
 
-    def cache_objects(self) -> tuple[Any, ...]:
-        return (self.sample,)
+    def sample_function(self) -> Callable[[Any], Any] | None:
+        return self.sample
+
+    def with_sample(self, sample: Callable[[Any], Any] | None) -> Source:
+        twin = object.__new__(Sampler)
+        twin.sample = sample
+        return twin
 
     def example(self, data: Any, key: Any) -> Any:
         return _sample_shape(self.sample, (key.shape, key.dtype))  # not jax.typeof: a key's costs ~90 µs
@@ -308,8 +317,23 @@ def source_for(data: Any, batch_size: int | None, key: Any) -> Source:
     return source
 
 
+def _refuse_a_list_of_batches(data: Any) -> None:
+    """Flux's ``train!`` takes a list of ``(x, y)`` batches; here examples are stacked along a leading axis."""
+    if not isinstance(data, list) or len(data) < 2:
+        return
+    structures = {jax.tree.structure(item) for item in data}
+    if len(structures) == 1 and jax.tree.structure(data[0]).num_leaves > 1 and not filters.is_array(data[0]):
+        raise TypeError(
+            f"tk.optimise: data is a list of {len(data)} batches (Flux's train! style); tk.optimise takes the "
+            f"examples stacked along a leading axis. Stack them:\n"
+            f"  data = jax.tree.map(lambda *parts: jnp.stack(parts), *batches)   # step s gets batch s mod {len(data)}\n"
+            f"or concatenate the examples and pass batch_size=... to draw shuffled minibatches."
+        )
+
+
 def _check_examples(data: Any) -> int:
     """The common leading length of every array in ``data``; a clear error if there is none."""
+    _refuse_a_list_of_batches(data)
     leaves, _ = jax.tree_util.tree_flatten_with_path(data)
     if not leaves:
         raise ValueError("tk.optimise: data has no arrays; pass None, a sampler function, or arrays of examples.")

@@ -16,7 +16,9 @@ import numbers
 import os
 import sys
 import time
+import types
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -29,6 +31,7 @@ from tqdm import tqdm
 from toolkit import filters
 from toolkit._show import describe
 from toolkit.optimisation import checkpoint as checkpoints
+from toolkit.optimisation import programs
 from toolkit.optimisation.chunk import BLOCK, Chunk, Progress, cached_chunk
 from toolkit.optimisation.data import Source, source_for
 from toolkit.optimisation.result import RUNNING, Result, stop_reason
@@ -41,7 +44,9 @@ _TARGET_SECONDS = 0.2  # aimed-for chunk duration
 _MAX_STEPS_PER_CHUNK = 2**17
 _MAX_LOSSES_PER_CHUNK = 2**20
 _DRAW_BYTES = 2**22  # what a source's draw of many steps' samples may take (4 MiB)
-_MOST_AHEAD = 2**16  # batched runs: caps the (steps x problems) loss buffer
+_MOST_AHEAD = (
+    2**14
+)  # a vectorised random draw costs as little per sample at 2^14 as at 2^16 (CPU)  # batched runs: caps the (steps x problems) loss buffer
 _MAX_STEPS = 2**31 - BLOCK  # steps are counted in int32, and a block may run past the last step
 
 
@@ -93,10 +98,24 @@ def optimise(
             steps 1, 1 + k, 1 + 2k, … (the seed's ``idx % k == 1``), ``loss`` being
             that step's loss; without a callback, print those losses.
         checkpoint: a file to save the run to every ``checkpoint_every`` steps and
-            when it ends (also on Ctrl-C or divergence).
+            when it ends (also on Ctrl-C or divergence). Its folder must exist and be
+            writable (checked before compiling). The losses go beside it, appended
+            to ``<checkpoint>.losses.<token>``, so a save costs what the parameters
+            and optimiser state take, however long the run (copy both files to
+            move a checkpoint). Saves are atomic (a crash or kill leaves the last
+            complete one); a save that fails (a full disk, ...) is a
+            ``RuntimeWarning`` and the run goes on, and the Result is returned
+            whatever happens to the final save.
         resume: a checkpoint file to continue from (with the same loss, optimiser
             and data; ``key`` may be left out, the saved one is used); the
             continued run is bitwise identical (on CPU) to one that never stopped.
+            ``resume="if-exists"`` continues from ``checkpoint`` if that file exists
+            and starts fresh if not, so a script that can be killed and rerun is
+            ``tk.optimise(..., checkpoint="run.ckpt", checkpoint_every=k, resume="if-exists")``.
+            A file written for other parameters (shapes, dtypes, struct classes,
+            static fields), another optimiser or other hyperparameters, or with
+            fields out of range, is an error naming what differs; a path that is
+            not a regular file is refused unread.
 
     Returns:
         A :class:`~toolkit.optimisation.result.Result` with ``params``, ``state``,
@@ -122,20 +141,20 @@ def optimise(
     """
     _check_kinds(loss, progress, batched, checkpoint, resume)
     _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint, checkpoint_every)
-    if resume is not None and key is None:
-        key = checkpoints.saved_key(resume)
+    writer = None if checkpoint is None else checkpoints.Writer(checkpoint, opt)  # its folder checked before compiling
+    saved = None if resume is None else checkpoints.read(resume, checkpoint, params, opt, batched)  # None: fresh
+    if saved is not None and key is None:
+        key = saved.key
     source = source_for(data, batch_size, key)
     if not source.needs_key:
         key = None  # unused, and not saved in checkpoints: resuming must not compare it
     problem = _Problem.of(params, batched)
     period = min((k for k in (log_every, checkpoint_every) if k), default=None)
     block, ahead, buffer = _sizes(steps, period, problem.batch, source.entry_bytes(data, key), source.most_ahead(data))
+    _check_arity(loss, problem.implicit is not None, source.takes_sample)
+    program = programs.Program.of(loss, source, opt, problem.objective)
     chunk = cached_chunk(
-        (loss, problem.implicit),
-        problem.settings,
-        lambda: problem.objective(loss, source),  # checks loss's signature first
-        opt,
-        source,
+        (program.key, problem.settings, jax.dtypes.canonicalize_dtype(np.float64)),  # the last: x64 on or off
         batched=batched,
         tol_on=tol is not None,
         gtol_on=gtol is not None,
@@ -144,12 +163,12 @@ def optimise(
         buffer=buffer,
     )
     data_arg = None if data is None or callable(data) else data  # arrays of examples go in as arguments
-    loss_dtype = _loss_dtype(chunk, problem, source, data_arg, key)
-    run, key = _start(chunk, problem, opt, loss_dtype, resume, key, steps)
-    driver = _Driver(chunk, problem, source, data_arg, key, steps, tol, gtol, loss_dtype)
-    run, interrupted = driver.drive(run, _show_progress(progress), log_every, callback, checkpoint, checkpoint_every)
-    if checkpoint is not None:
-        checkpoints.save(checkpoint, run.snapshot(driver.key))
+    loss_dtype = _loss_dtype(chunk, problem, program, data_arg, key)
+    run, key = _start(chunk, problem, program, loss_dtype, saved, key, steps)
+    driver = _Driver(chunk, problem, program, data_arg, key, steps, tol, gtol, loss_dtype)
+    run, interrupted = driver.drive(run, _show_progress(progress), log_every, callback, writer, checkpoint_every)
+    if writer is not None:
+        writer.save(run.snapshot, driver.key, final=True)  # a failure (even Ctrl-C) warns: the Result comes back
     return _result(problem, run, steps, interrupted, tol, gtol)
 
 
@@ -173,6 +192,11 @@ def _check_kinds(loss: Any, progress: Any, batched: Any, checkpoint: Any, resume
             raise TypeError(
                 f"tk.optimise: {name} must be a file name (a str or path) such as 'run.ckpt', got {value!r}."
             )
+    if isinstance(resume, str) and resume == checkpoints.IF_EXISTS and checkpoint is None:
+        raise ValueError(
+            f"tk.optimise: resume={checkpoints.IF_EXISTS!r} resumes from the checkpoint file if it exists; "
+            f"pass checkpoint='run.ckpt' as well."
+        )
 
 
 def _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint, checkpoint_every) -> None:
@@ -205,8 +229,25 @@ def _check_settings(opt, steps, tol, gtol, log_every, callback, checkpoint, chec
             )
 
 
+_ARITY_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # function -> the call forms it accepts
+
+
 def _check_arity(loss: Callable, implicit: bool, takes_sample: bool) -> None:
     args = (() if implicit else ("params",)) + (("sample",) if takes_sample else ())
+    target, form = getattr(loss, "__func__", loss), (isinstance(loss, types.MethodType), args)
+    try:
+        if form in _ARITY_CHECKED.get(target, ()):
+            return
+    except TypeError:  # not weakly referenceable
+        pass
+    _check_signature(loss, args, takes_sample)
+    try:
+        _ARITY_CHECKED.setdefault(target, set()).add(form)
+    except TypeError:
+        pass
+
+
+def _check_signature(loss: Callable, args: tuple[str, ...], takes_sample: bool) -> None:
     try:
         signature = inspect.signature(loss)
     except (TypeError, ValueError):
@@ -230,13 +271,14 @@ def _abstract(x: Any) -> tuple[Any, ...]:
     return (treedef, tuple((leaf.shape, leaf.dtype) for leaf in leaves))
 
 
-def _loss_dtype(chunk: Chunk, problem: _Problem, source: Source, data: Any, key: Any) -> np.dtype:
+def _loss_dtype(chunk: Chunk, problem: _Problem, program: programs.Program, data: Any, key: Any) -> np.dtype:
     """The loss's dtype, after checking it returns a real scalar (traced once per input signature)."""
-    sample = source.example(data, key)
+    sample = program.source.example(data, key)
     signature = (_abstract(problem.diff), _abstract(problem.rest_arrays), _abstract(sample))
     if signature not in chunk.memo:
         one = problem.one_problem
-        out = jax.eval_shape(chunk.objective, one(problem.diff), one(problem.rest_arrays), sample)
+        objective, _, _ = program.build(program.arrays)  # the call's own loss and sampler, reading their arrays
+        out = jax.eval_shape(objective, one(problem.diff), one(problem.rest_arrays), sample)
         if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
             raise _not_a_scalar(describe(out) if hasattr(out, "shape") else type(out).__name__)
         chunk.memo[signature] = np.dtype(out.dtype)
@@ -321,8 +363,7 @@ class _Problem:
         return (jax.tree.structure(self.values), tuple(jax.tree.leaves(self.statics)))
 
     def objective(self, loss: Callable, source: Source) -> Callable:
-        """``loss`` as a function of (float leaves, other array leaves, sample), after checking it can be called so."""
-        _check_arity(loss, self.implicit is not None, source.takes_sample)
+        """``loss`` as a function of (float leaves, other array leaves, sample)."""
         statics, implicit = self.statics, self.implicit
 
         def objective(diff: Any, rest_arrays: Any, sample: Any) -> jax.Array:
@@ -374,46 +415,34 @@ class _Run(NamedTuple):
         return np.concatenate(self.losses)  # the first entry fixes the shape and dtype, even when empty
 
     def snapshot(self, key: Any) -> checkpoints.Snapshot:
-        return checkpoints.Snapshot(self.t, jax.device_get(self.progress), self.history(), key)
+        return checkpoints.Snapshot(
+            self.t, jax.device_get(self.progress), self.losses, key
+        )  # pieces: saves append new ones
 
 
-def _fresh(chunk: Chunk, problem: _Problem, opt: Any, loss_dtype: np.dtype) -> Progress:
+def _fresh(chunk: Chunk, problem: _Problem, program: programs.Program, loss_dtype: np.dtype) -> Progress:
     """The state before step 1 (built by one compiled call, reused across calls)."""
-    memo_key = ("fresh", loss_dtype)
-    if memo_key not in chunk.memo:
-        batched = problem.batch is not None
-
-        def fresh(diff: Any) -> Progress:
-            shape = jax.tree.leaves(diff)[0].shape[:1] if batched else ()
-            return Progress(
-                params=diff,
-                opt_state=(jax.vmap(opt.init) if batched else opt.init)(diff),
-                status=jnp.full(shape, RUNNING, jnp.int32),
-                steps=jnp.zeros(shape, jnp.int32),
-                last_loss=jnp.full(shape, jnp.nan, loss_dtype),
-            )
-
-        chunk.memo[memo_key] = jax.jit(fresh)
-    return chunk.memo[memo_key](problem.diff)
+    return chunk.fresh(program, problem.diff, np.dtype(loss_dtype))
 
 
 def _start(
-    chunk: Chunk, problem: _Problem, opt: Any, loss_dtype: np.dtype, resume: Any, key: Any, max_steps: int
+    chunk: Chunk,
+    problem: _Problem,
+    opt: Any,
+    loss_dtype: np.dtype,
+    resume: checkpoints.Saved | None,
+    key: Any,
+    max_steps: int,
 ) -> tuple[_Run, Any]:
-    """The run to continue from (fresh, or read from ``resume``) and the key it uses."""
+    """The run to continue from (fresh, or the checkpoint read for ``resume``, checked here) and the key it uses."""
     fresh = _fresh(chunk, problem, opt, loss_dtype)
     shape = () if problem.batch is None else (problem.batch,)
     if resume is None:
         no_losses = np.zeros((0, *shape), loss_dtype)
         return _Run(0, fresh, np.full(shape, RUNNING), np.zeros(shape, np.int32), (no_losses,)), key
-    saved = checkpoints.load(resume, fresh, key)
+    saved = checkpoints.load(resume, fresh, key, max_steps, loss_dtype)
     status, steps = jax.device_get((saved.progress.status, saved.progress.steps))
-    if int(np.max(steps)) > max_steps:
-        raise ValueError(
-            f"tk.optimise: the checkpoint {os.fspath(resume)!r} is at step {int(np.max(steps))}, beyond steps={max_steps}; "
-            f"pass steps >= {int(np.max(steps))} to continue it."
-        )
-    return _Run(saved.t, saved.progress, np.asarray(status), np.asarray(steps), (saved.losses,)), saved.key
+    return _Run(saved.t, saved.progress, np.asarray(status), np.asarray(steps), saved.losses), saved.key
 
 
 class _Driver:
@@ -423,7 +452,7 @@ class _Driver:
         self,
         chunk: Chunk,
         problem: _Problem,
-        source: Source,
+        program: programs.Program,
         data: Any,
         key: Any,
         steps: int,
@@ -431,8 +460,8 @@ class _Driver:
         gtol: float | None,
         loss_dtype: np.dtype,
     ):
-        self.chunk, self.problem, self.data, self.steps = chunk, problem, data, steps
-        self.key = key if source.needs_key else None
+        self.chunk, self.problem, self.program, self.data, self.steps = chunk, problem, program, data, steps
+        self.key = key if program.source.needs_key else None
         self.tol = np.asarray(0 if tol is None else tol, loss_dtype)
         self.gtol = np.asarray(0 if gtol is None else gtol, loss_dtype)
         self.batched = problem.batch is not None
@@ -443,7 +472,7 @@ class _Driver:
         show: bool,
         log_every: int | None,
         callback: Callable | None,
-        checkpoint: str | os.PathLike | None,
+        checkpoint: checkpoints.Writer | None,
         checkpoint_every: int | None,
     ) -> tuple[_Run, bool]:
         """Run chunks from ``run`` to the end; ``(the run at its last chunk boundary, whether Ctrl-C ended it)``."""
@@ -465,7 +494,7 @@ class _Driver:
                 if log_every and (end - 1) % log_every == 0:
                     self._log(end, run, last, callback)
                 if checkpoint is not None and checkpoint_every and end % checkpoint_every == 0:
-                    checkpoints.save(checkpoint, run.snapshot(self.key))
+                    checkpoint.save(run.snapshot, self.key)  # a failure warns and the run goes on
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -473,7 +502,8 @@ class _Driver:
         return run, interrupted
 
     def _chunk(self, run: _Run, end: int) -> _Run:
-        t, progress, losses = self.chunk.run(
+        progress, losses, counts = self.chunk.run(
+            self.program,
             run.progress,
             self.problem.rest_arrays,
             self.data,
@@ -483,13 +513,16 @@ class _Driver:
             self.tol,
             self.gtol,
         )
-        t, status, steps, losses = jax.device_get((t, progress.status, progress.steps, losses))
+        counts, losses = jax.device_get((counts, losses))  # one transfer for t, every status and every step count
+        t, status, steps = int(counts[0]), *np.split(counts[1:], 2)
+        shape = run.status.shape
+        status, steps = status.reshape(shape), steps.reshape(shape)
         if self.batched:
-            rows = int(t) - run.t
+            rows = t - run.t
         else:
             t = int(steps)  # one problem: its clock is its step count (the chunk may end mid-block)
             rows = int(steps) - int(run.steps)
-        return _Run(int(t), progress, np.asarray(status), np.asarray(steps), (*run.losses, np.asarray(losses[:rows])))
+        return _Run(t, progress, status, steps, (*run.losses, np.asarray(losses[:rows])))
 
     def _first_length(self) -> int:
         rate = self.chunk.memo.get("rate")  # measured by an earlier call with this compiled loop
@@ -549,6 +582,22 @@ def _short(loss: Any) -> str:
     return f"min {running.min():.6g} over {running.size} running" if running.size else "all stopped"
 
 
+def _divergence_message(problem: _Problem, run: _Run, where: str) -> str:
+    """Why the run stopped, and the likely fix: a smaller η, unless no step was ever taken."""
+    if int(np.max(run.steps)) > 0:
+        return (
+            f"tk.optimise: {where}: the loss, gradient or parameters became non-finite, so the run stopped and "
+            f"returned the last finite parameters. Try a smaller learning rate eta (η)."
+        )
+    for label, leaf in filters.labelled_leaves(problem.diff, "params"):
+        if leaf is not None and not np.all(np.isfinite(np.asarray(leaf))):
+            return f"tk.optimise: {where}: the starting parameters are not finite ({label}); no step was taken."
+    return (
+        f"tk.optimise: {where}: the loss or its gradient is not finite at the starting parameters, or the first "
+        f"update overflowed; no step was taken. Evaluate the loss and tk.gradient at the start to see which."
+    )
+
+
 def _result(problem: _Problem, run: _Run, steps: int, interrupted: bool, tol: Any, gtol: Any) -> Result:
     reasons = tuple(
         stop_reason(int(s), int(n), steps, interrupted, tol, gtol)
@@ -566,12 +615,7 @@ def _result(problem: _Problem, run: _Run, steps: int, interrupted: bool, tol: An
             if problem.batch is None
             else f"{len(diverged)} of {problem.batch} problems diverged, first {diverged[0]}"
         )
-        warnings.warn(
-            f"tk.optimise: {where}: the loss, gradient or parameters became non-finite, so the run stopped and "
-            f"returned the last finite parameters. Try a smaller learning rate η.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        warnings.warn(_divergence_message(problem, run, where), RuntimeWarning, stacklevel=3)
     if problem.batch is None:
         return Result(params, run.progress.opt_state, losses, int(run.steps), reasons[0])
     return Result(params, run.progress.opt_state, losses[: int(run.steps.max())], run.steps, reasons)

@@ -1,0 +1,145 @@
+"""What a compiled ``tk.optimise`` loop is a program of: the loss, the sampler and the optimiser of one call.
+
+Each is split by ``toolkit.closures`` into the arrays it reads (passed to the
+compiled loop as inputs, so a changed array in a closure or a global is seen on
+the next call) and a key for everything else (the code, numbers, strings,
+objects by identity). The compiled loop is cached on the keys, never on object
+identity: ``tk.optimise(model.loss, ...)`` (a new bound method every time) or a
+new ``tk.Adam(0.01)`` each call reuse the compiled loop, and the cache holds no
+user object alive.
+
+toolkit's own optimisers are taken apart further: their numeric
+hyperparameters (``eta``, ``rho``, ``beta``, ``epsilon``) are inputs too, so
+``tk.Adam(0.01)`` and then ``tk.Adam(0.02)`` run the same compiled loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+
+from toolkit import closures, filters
+from toolkit.optimisation import rules
+
+__all__ = ["Part", "Program", "function_part", "optimiser_part"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One part of the program: its key, the arrays it reads now, and how to rebuild it reading others."""
+
+    key: Any
+    arrays: tuple[Any, ...]
+    rebuild: Callable[[tuple[Any, ...]], Any]
+
+
+def function_part(f: Any) -> Part:
+    """A loss or a sampler (``None`` for none), or any value that stands for a program (an optax transformation)."""
+    if f is None:
+        return Part(None, (), lambda arrays: None)
+    captured = closures.capture(f)
+    return Part(captured.key, captured.arrays, captured.rebuild)
+
+
+_RULES = {"Descent": rules.Descent, "Momentum": rules.Momentum, "Nesterov": rules.Nesterov, "Adam": rules.Adam}
+_OPTIMISERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # optax objects, walked once each
+
+
+def optimiser_part(opt: Any) -> Part:
+    """The optimiser: a toolkit rule by its name and hyperparameters (numbers as inputs), anything else walked."""
+    if isinstance(opt, rules.Rule) and opt.rule in _RULES:
+        try:
+            return _cached_rule_part(opt)  # rules are immutable and hash by value: build the inputs once
+        except TypeError:  # a rule made of traced values does not hash
+            return _rule_part(opt)
+    try:
+        if opt in _OPTIMISERS:
+            return _OPTIMISERS[opt]
+    except TypeError:  # not weakly referenceable, or unhashable: walk it every time
+        return function_part(opt)
+    part = function_part(opt)  # an optax transformation: its closures hold its hyperparameters
+    try:
+        _OPTIMISERS[opt] = part
+    except TypeError:
+        pass
+    return part
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_rule_part(opt: rules.Rule) -> Part:
+    return _rule_part(opt)
+
+
+def _rule_part(opt: rules.Rule) -> Part:
+    names, kinds, arrays, schedules = [], [], [], []
+    for name, value in opt.hyperparameters.items():
+        names.append(name)
+        if callable(value):  # an optax schedule: its code in the key, its arrays as inputs
+            schedule = function_part(value)
+            kinds.append(("schedule", len(schedules), len(schedule.arrays), schedule.key))
+            schedules.append(schedule)
+            arrays.extend(schedule.arrays)
+        else:
+            numbers = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+            kinds.append(("numbers", len(numbers), isinstance(value, (tuple, list))))
+            arrays.extend(_as_array(number) for number in numbers)
+    make = _RULES[str(opt.rule)]
+
+    def rebuild(values: tuple[Any, ...]) -> rules.Rule:
+        taken = iter(values)
+        hyperparameters = {}
+        for name, kind in zip(names, kinds):
+            if kind[0] == "schedule":
+                hyperparameters[name] = schedules[kind[1]].rebuild(tuple(next(taken) for _ in range(kind[2])))
+            else:
+                numbers = tuple(next(taken) for _ in range(kind[1]))
+                hyperparameters[name] = numbers if kind[2] else numbers[0]
+        return make(**hyperparameters)
+
+    key = ("tk rule", opt.rule, tuple(names), tuple(kinds), tuple((a.shape, a.dtype) for a in arrays))
+    return Part(key, tuple(arrays), rebuild)
+
+
+def _as_array(number: Any) -> Any:
+    """A hyperparameter as an input array: a Python number stays weakly typed, as it would be as a constant."""
+    return number if filters.is_array(number) else jnp.asarray(number)
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """One call's loss, sampler and optimiser, taken apart; what a compiled chunk is built from when traced.
+
+    ``make_objective(loss, source)`` turns a (rebuilt) loss into the loop's
+    objective; ``source.with_sample(f)`` gives the source drawing with a
+    (rebuilt) sampler. A ``Program`` lives for one call only.
+    """
+
+    loss: Part
+    sample: Part
+    opt: Part
+    source: Any
+    make_objective: Callable[[Callable, Any], Callable]
+
+    @classmethod
+    def of(cls, loss: Callable, source: Any, opt: Any, make_objective: Callable[[Callable, Any], Callable]) -> Program:
+        return cls(
+            function_part(loss), function_part(source.sample_function()), optimiser_part(opt), source, make_objective
+        )
+
+    @property
+    def key(self) -> Any:
+        return (self.loss.key, self.sample.key, self.opt.key, type(self.source).__name__, self.source.cache_settings())
+
+    @property
+    def arrays(self) -> tuple[Any, ...]:
+        return (self.loss.arrays, self.sample.arrays, self.opt.arrays)
+
+    def build(self, arrays: tuple[Any, ...]) -> tuple[Callable, Any, Any]:
+        loss_arrays, sample_arrays, opt_arrays = arrays
+        source = self.source.with_sample(self.sample.rebuild(sample_arrays))
+        return self.make_objective(self.loss.rebuild(loss_arrays), source), self.opt.rebuild(opt_arrays), source
