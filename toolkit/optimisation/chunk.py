@@ -37,8 +37,10 @@ from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from toolkit._jaxprs import dependents, depends
 from toolkit.grad import zygote_convention
 from toolkit.optimisation.data import Source
 from toolkit.optimisation.result import DIVERGED, GTOL, RUNNING, TOL
@@ -249,15 +251,37 @@ class Chunk:
     def run(self, program: Program, *args: Any) -> Any:
         """``(progress, losses, [t, *status, *steps])`` after steps ``t0 … end - 1``.
 
-        ``args``: progress, rest, data, key, t0, end, tol, gtol.
+        ``args``: progress, rest, data, key, ``[t0, end]`` (int32), ``[tol, gtol]`` (the loss's dtype).
         """
         with _current(program):
             return self._run(*args, program.arrays)
 
     def fresh(self, program: Program, diff: Any, loss_dtype: Any) -> Progress:
-        """The state before step 1 for the float parameters ``diff``."""
+        """The state before step 1 for the float parameters ``diff``.
+
+        Most optimisers start from zeros whatever the parameters (Momentum's
+        velocity, Adam's moments): that state is made once, by one compiled call,
+        and reused (JAX arrays are immutable), which saves a call each run.
+        """
+        signature = ("fresh", jax.tree.structure(diff), tuple((a.shape, a.dtype) for a in jax.tree.leaves(diff)))
+        signature += (np.dtype(loss_dtype), jax.tree.structure(program.arrays))
         with _current(program):
-            return self._fresh(diff, program.arrays, loss_dtype)
+            constant = self.memo.get(signature)
+            if constant is None:
+                constant = self.memo[signature] = self._constant_start(diff, program.arrays, loss_dtype)
+            if constant is False:
+                return self._fresh(diff, program.arrays, loss_dtype)
+            return constant._replace(params=diff)
+
+    def _constant_start(self, diff: Any, arrays: tuple[Any, ...], loss_dtype: Any) -> Progress | bool:
+        """The state before step 1 if it depends on neither the parameters nor the program's arrays, else False."""
+        raw = getattr(self._fresh, "__wrapped__", self._fresh)  # the function, not its jit (whose one call hides all)
+        closed, shape = jax.make_jaxpr(raw, static_argnums=2, return_shape=True)(diff, arrays, loss_dtype)
+        on_inputs = dependents(closed.jaxpr)
+        params = len(jax.tree.leaves(shape.params))
+        if any(depends(v, on_inputs) for v in closed.jaxpr.outvars[params:]):
+            return False
+        return self._fresh(diff, arrays, loss_dtype)
 
 
 @contextlib.contextmanager
@@ -312,7 +336,9 @@ def _make_run(batched: bool, on: tuple, sizes: tuple[int, int, int]) -> Callable
 
         return jax.lax.while_loop(unfinished, segment, (t, p, losses, mode))
 
-    def run(progress, rest, data, key, t0, end, tol, gtol, arrays):
+    def run(progress, rest, data, key, span, tolerances, arrays):
+        t0, end = span[0], span[1]  # one array each, so a call moves two small arrays, not four scalars
+        tol, gtol = tolerances[0], tolerances[1]
         objective, opt, source = _built(arrays)
         advance = _advance(_make_step(objective, opt), source, batched, on, block)
         # One segment's worth of room past the end, as each segment writes its whole buffer.
@@ -326,7 +352,8 @@ def _make_run(batched: bool, on: tuple, sizes: tuple[int, int, int]) -> Callable
             t, p, local, losses, mode = carry
             pre, local = source.prefetch(data, key, t, ahead, local)
             a = _Segment(rest, data, key, jnp.zeros_like(t), jnp.asarray(block, t.dtype), pre, tol, gtol)
-            t, p, losses, mode = segments(advance, p, mode, losses, t0, t, jnp.minimum(end, t + ahead), a)
+            stop = jnp.minimum(end, source.draw_stop(data, t, ahead))
+            t, p, losses, mode = segments(advance, p, mode, losses, t0, t, stop, a)
             return t, p, local, losses, mode
 
         start = (t0, progress, source.start(data, key, t0), losses, jnp.asarray(_FAST, jnp.int32))

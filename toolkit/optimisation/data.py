@@ -82,6 +82,10 @@ class Source:
         """The user's sampler, if the source has one (it is taken apart for the compile cache, see ``programs``)."""
         return None
 
+    def draw_stop(self, data: Any, t: jax.Array, ahead: int) -> jax.Array:
+        """The step a draw starting at ``t`` must end before (at most ``t + ahead``)."""
+        return t + ahead
+
     def with_sample(self, sample: Callable[[Any], Any] | None) -> Source:
         """This source drawing with ``sample`` instead (a sampler rebuilt inside a trace)."""
         return self
@@ -217,7 +221,7 @@ class Minibatches(Source):
     """Slices of ``batch_size`` examples from a per-epoch permutation drawn from ``key``.
 
     The carried state is the last permutation drawn and its epoch, so that an
-    epoch longer than a segment draws its permutation once, not once a segment.
+    epoch longer than a draw makes its permutation once, not once a draw.
     """
 
     needs_key = True
@@ -236,8 +240,7 @@ class Minibatches(Source):
         return 4 * self.batch_size
 
     def most_ahead(self, data: Any) -> int | None:
-        # A draw spanning at most two epochs draws at most one new permutation, and only when it reaches it.
-        return max(1, self._per_epoch(data))
+        return max(1, self._per_epoch(data))  # a draw stays within one epoch (draw_stop)
 
     def _per_epoch(self, data: Any) -> int:
         return _first_axis(data) // self.batch_size
@@ -246,31 +249,23 @@ class Minibatches(Source):
         return jax.random.permutation(jax.random.fold_in(key, epoch), _first_axis(data))
 
     def start(self, data: Any, key: Any, t: jax.Array) -> Any:
-        epoch = t // self._per_epoch(data)
-        return epoch, self._permutation(data, key, epoch)
+        # No permutation yet (epoch -1): the first draw makes the ones it needs. One place in the compiled loop
+        # draws permutations, so it compiles one (a random draw and a sort are much of the loop's compile time).
+        return jnp.asarray(-1, t.dtype), jnp.zeros(_first_axis(data), jnp.int32)
 
-    def _cached(self, data: Any, key: Any, epoch: jax.Array, local: Any) -> jax.Array:
-        cached_epoch, order = local
-        return jax.lax.cond(epoch == cached_epoch, lambda: order, lambda: self._permutation(data, key, epoch))
+    def draw_stop(self, data: Any, t: jax.Array, ahead: int) -> jax.Array:
+        return jnp.minimum(t + ahead, (t // self._per_epoch(data) + 1) * self._per_epoch(data))  # one epoch a draw
 
     def prefetch(self, data: Any, key: Any, t: jax.Array, ahead: int, local: Any) -> tuple[Any, Any]:
         per_epoch = self._per_epoch(data)
-        steps = t + jnp.arange(ahead, dtype=t.dtype)
-        first = t // per_epoch
-        count = -(-ahead // per_epoch) + 1  # epochs a draw can touch (static)
-        epochs = first + jnp.arange(count, dtype=t.dtype)
-        if count <= 2:  # long epochs: reuse the carried permutation, draw the next only when the draw reaches it
-            last = (t + ahead - 1) // per_epoch
-            now = self._cached(data, key, first, local)
-            following = jax.lax.cond(last == first, lambda: now, lambda: self._permutation(data, key, last))
-            orders = jnp.stack([now, following])
-            local = (last, following)
-        else:  # short epochs: every permutation the segment needs, in one vectorised draw
-            orders = jax.vmap(lambda e: self._permutation(data, key, e))(epochs)
-        which = steps // per_epoch - first
-        starts = (steps % per_epoch) * self.batch_size
-        rows = jax.vmap(lambda w, s: jax.lax.dynamic_slice_in_dim(orders[w], s, self.batch_size))(which, starts)
-        return rows, local
+        epoch = t // per_epoch
+        cached_epoch, cached = local
+        order = jax.lax.cond(
+            epoch == cached_epoch, lambda: cached, lambda: self._permutation(data, key, epoch).astype(jnp.int32)
+        )
+        starts = ((t + jnp.arange(ahead, dtype=t.dtype)) % per_epoch) * self.batch_size
+        rows = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(order, s, self.batch_size))(starts)
+        return rows, (epoch, order)  # rows past the epoch's end are never used (draw_stop)
 
     def fetch(self, data: Any, key: Any, entry: Any) -> Any:
         return jax.tree.map(lambda a: a[entry], data)  # rows are in range by construction

@@ -9,6 +9,7 @@ thousands of steps per chunk.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import inspect
 import math
@@ -402,6 +403,33 @@ def _batch_size(values: Any) -> int:
 # --- running chunks --------------------------------------------------------------------------------
 
 
+class _Pieces(collections.abc.Sequence):
+    """The loss history as the pieces the chunks returned: append-only, shared by successive runs.
+
+    Each :class:`_Run` sees its own prefix, so adding a chunk's losses costs O(1)
+    (a tuple would be copied whole each chunk: quadratic in the number of
+    chunks), and a run replaced by Ctrl-C halfway still sees exactly its pieces.
+    """
+
+    def __init__(self, store: list[np.ndarray], count: int):
+        self._store, self._count = store, count
+
+    def plus(self, piece: np.ndarray) -> _Pieces:
+        store = self._store if len(self._store) == self._count else self._store[: self._count]
+        store.append(piece)
+        return _Pieces(store, self._count + 1)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._store[i] for i in range(*index.indices(self._count))]
+        if not -self._count <= index < self._count:
+            raise IndexError("loss piece index out of range")
+        return self._store[index % self._count]
+
+
 class _Run(NamedTuple):
     """The run at a chunk boundary; replaced whole after each chunk, so Ctrl-C never sees half an update."""
 
@@ -409,10 +437,10 @@ class _Run(NamedTuple):
     progress: Progress  # on the device
     status: np.ndarray
     steps: np.ndarray
-    losses: tuple[np.ndarray, ...]
+    losses: _Pieces
 
     def history(self) -> np.ndarray:
-        return np.concatenate(self.losses)  # the first entry fixes the shape and dtype, even when empty
+        return np.concatenate(list(self.losses))  # the first entry fixes the shape and dtype, even when empty
 
     def snapshot(self, key: Any) -> checkpoints.Snapshot:
         return checkpoints.Snapshot(
@@ -439,10 +467,11 @@ def _start(
     shape = () if problem.batch is None else (problem.batch,)
     if resume is None:
         no_losses = np.zeros((0, *shape), loss_dtype)
-        return _Run(0, fresh, np.full(shape, RUNNING), np.zeros(shape, np.int32), (no_losses,)), key
+        return _Run(0, fresh, np.full(shape, RUNNING), np.zeros(shape, np.int32), _Pieces([no_losses], 1)), key
     saved = checkpoints.load(resume, fresh, key, max_steps, loss_dtype)
     status, steps = jax.device_get((saved.progress.status, saved.progress.steps))
-    return _Run(saved.t, saved.progress, np.asarray(status), np.asarray(steps), saved.losses), saved.key
+    pieces = _Pieces(list(saved.losses), len(saved.losses))
+    return _Run(saved.t, saved.progress, np.asarray(status), np.asarray(steps), pieces), saved.key
 
 
 class _Driver:
@@ -462,8 +491,7 @@ class _Driver:
     ):
         self.chunk, self.problem, self.program, self.data, self.steps = chunk, problem, program, data, steps
         self.key = key if program.source.needs_key else None
-        self.tol = np.asarray(0 if tol is None else tol, loss_dtype)
-        self.gtol = np.asarray(0 if gtol is None else gtol, loss_dtype)
+        self.tolerances = np.array([0 if tol is None else tol, 0 if gtol is None else gtol], loss_dtype)
         self.batched = problem.batch is not None
 
     def drive(
@@ -508,10 +536,8 @@ class _Driver:
             self.problem.rest_arrays,
             self.data,
             self.key,
-            np.int32(run.t),
-            np.int32(end),
-            self.tol,
-            self.gtol,
+            np.array([run.t, end], np.int32),
+            self.tolerances,
         )
         counts, losses = jax.device_get((counts, losses))  # one transfer for t, every status and every step count
         t, status, steps = int(counts[0]), *np.split(counts[1:], 2)
@@ -522,7 +548,7 @@ class _Driver:
         else:
             t = int(steps)  # one problem: its clock is its step count (the chunk may end mid-block)
             rows = int(steps) - int(run.steps)
-        return _Run(t, progress, status, steps, (*run.losses, np.asarray(losses[:rows])))
+        return _Run(t, progress, status, steps, run.losses.plus(np.asarray(losses[:rows])))
 
     def _first_length(self) -> int:
         rate = self.chunk.memo.get("rate")  # measured by an earlier call with this compiled loop
