@@ -109,7 +109,7 @@ class Snapshot:
 
     t: int
     progress: Progress
-    losses: tuple[np.ndarray, ...]
+    losses: Sequence[np.ndarray]
     key: Any
 
 

@@ -269,9 +269,9 @@ class Chunk:
             constant = self.memo.get(signature)
             if constant is None:
                 constant = self.memo[signature] = self._constant_start(diff, program.arrays, loss_dtype)
-            if constant is False:
-                return self._fresh(diff, program.arrays, loss_dtype)
-            return constant._replace(params=diff)
+            if isinstance(constant, Progress):
+                return constant._replace(params=diff)
+            return self._fresh(diff, program.arrays, loss_dtype)
 
     def _constant_start(self, diff: Any, arrays: tuple[Any, ...], loss_dtype: Any) -> Progress | bool:
         """The state before step 1 if it depends on neither the parameters nor the program's arrays, else False."""
