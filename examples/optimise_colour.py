@@ -11,9 +11,12 @@ The seed (a Julia blog post) runs 51 steps of ``colour = colour - η * grad`` wi
    ΔE00 < 1 of red.
 
 The start is white, exactly grey: Lab is taken relative to sRGB's own white
-(``reference_white="space"``), so white is L* = 100, a* = b* = 0 exactly, where
-CIEDE2000 has no gradient. toolkit's subgradient there points along the
-target's hue, so the first step already leaves the grey axis.
+(``reference_white="space"``: Lab's (Xn, Yn, Zn) is the XYZ of RGB(1, 1, 1),
+not the D65 illuminant's white, the default, which differs from it in the
+fourth decimal and puts white at Lab (100, 0.0077, 0.0035)), so white is
+L* = 100, a* = b* = 0 exactly, where CIEDE2000 has no gradient. toolkit's
+subgradient there points along the target's hue, so the first step already
+leaves the grey axis.
 
 Why the second run changes the loss. ΔE is a cone at its minimum: its gradient
 does not shrink as the colour nears red, and near red ΔE00 is a narrow valley
