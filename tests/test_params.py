@@ -114,3 +114,32 @@ def test_grads_keep_the_boxes_they_were_taken_with():
     assert len(gs) == 1 and list(gs) == [z] and w not in gs
     with pytest.raises(KeyError, match="not one of the Params this gradient was taken with"):
         gs[w]
+
+
+def test_grads_repr_shows_each_box_and_its_gradient():
+    @tk.struct
+    class Affine:
+        w: jax.Array
+        n: int
+
+    z = tk.Param(jnp.ones((3, 3)))
+    d = tk.Param({"w": jnp.zeros(2), "b": jnp.float32(0.5)})
+    s = tk.Param(Affine(jnp.array([1.0, 2.0]), 3))
+    k = tk.Param(4)
+    gs = tk.gradient(
+        lambda: 1.5 * jnp.sum(z.value) + d.value["b"] ** 3 + jnp.sum(s.value.w**2) * s.value.n * k.value,
+        tk.Params([z, d, s, k]),
+    )
+    # d/dz = 1.5 everywhere, d/db = 3 b^2 = 0.75, d/dw = 0, d/ds.w = 2 w n k = (24, 48); k holds no floats
+    assert repr(gs) == (
+        "Grads({Param(f32[3,3]): f32[3,3] [1.5 1.5 1.5 …], "
+        "Param({'b': f32[], 'w': f32[2]}): {'b': f32[] 0.75, 'w': f32[2] [0.0 0.0]}, "
+        "Param(Affine(w=f32[2], n=int)): Affine(w=f32[2] [24.0 48.0], n=None), "
+        "Param(int): None})"
+    )
+
+
+def test_grads_repr_rounds_to_five_significant_digits():
+    z = tk.Param(jnp.array([1.0, 2.0]))
+    gs = tk.gradient(lambda: jnp.sum(z.value**2) / 3, tk.Params([z]))  # 2 z / 3 = (2/3, 4/3)
+    assert repr(gs) == "Grads({Param(f32[2]): f32[2] [0.66667 1.3333]})"

@@ -197,6 +197,26 @@ def test_repr_is_short_and_readable():
     )
 
 
+def test_repr_shows_about_five_significant_digits():
+    # f32 values as a gradient step leaves them: 16 digits of float32 noise would be shown by float()
+    x = GG(jnp.float32(1.0187489986419678), jnp.array([0.1, 2 / 3, -1.25e-5, 123456.0], dtype=jnp.float32))
+    assert repr(x) == "GG(a=f32[] 1.0187, b=f32[4] [0.1 0.66667 -1.25e-05 …], label='gg')"
+    y = GG(np.float64(0.98123496770858765), np.array([np.nan, -np.inf, 1e20]))
+    assert repr(y) == "GG(a=f64[] 0.98123, b=f64[3] [nan -inf 1e+20], label='gg')"
+    z = GG(jnp.arange(3), jnp.array([True, False]))
+    assert repr(z) == "GG(a=i32[3] [0 1 2], b=bool[2] [True False], label='gg')"
+    w = GG(jnp.array(0.1, dtype=jnp.bfloat16), jnp.array([1 + 2j, 0.5 - 1 / 3 * 1j], dtype=jnp.complex64))
+    # bfloat16 holds 0.100097656 for 0.1
+    assert repr(w) == "GG(a=bf16[] 0.1001, b=c64[2] [1.0+2.0j 0.5-0.33333j], label='gg')"
+
+
+def test_colour_struct_repr_after_a_gradient_step():
+    from toolkit.colour import RGB
+
+    step = RGB(jnp.float32(1.0187489986419678), jnp.float32(0.9812349677085876), jnp.float32(0.9655806422233582))
+    assert repr(step) == "RGB(r=f32[] 1.0187, g=f32[] 0.98123, b=f32[] 0.96558)"
+
+
 def test_repr_of_traced_struct_shows_shapes_only(capsys):
     @jax.jit
     def show(x):

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from toolkit._show import describe, short_repr
+from toolkit._show import describe, shapes, short_repr
 
 __all__ = ["Param", "Params", "Grads"]
 
@@ -179,6 +179,8 @@ class Grads(Mapping):
         >>> gs = tk.gradient(lambda: jnp.sum(z.value ** 2), tk.Params([z]))
         >>> gs[z]
         Array([2., 4.], dtype=float32)
+        >>> gs
+        Grads({Param(f32[2]): f32[2] [2.0 4.0]})
     """
 
     def __init__(self, params: Params, grads: Iterable[Any]):
@@ -212,4 +214,6 @@ class Grads(Mapping):
         return len(self._boxes)
 
     def __repr__(self) -> str:
-        return f"Grads({len(self)} parameters)"
+        """Each box, by its value's dtype and shape, and its gradient (dtype, shape and first values)."""
+        items = ", ".join(f"Param({shapes(p.value)}): {short_repr(self._by_id[id(p)])}" for p in self._boxes)
+        return f"Grads({{{items}}})"
