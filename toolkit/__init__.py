@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from toolkit import safe, tree
 from toolkit.adjoints import adjoint
 from toolkit.check import check_adjoint, check_grad
+from toolkit.compiled import EagerFallbackWarning, eager
 from toolkit.grad import gradient, hessian, jacobian, pullback, withgradient
 from toolkit.optimisation import Adam, Descent, Momentum, Nesterov, Result, mae, mse, optimise, setup, update, update_
 from toolkit.params import Grads, Param, Params
@@ -47,6 +48,8 @@ __all__ = [
     "pullback",
     "jacobian",
     "hessian",
+    "eager",
+    "EagerFallbackWarning",
     "adjoint",
     "check_adjoint",
     "check_grad",

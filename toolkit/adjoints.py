@@ -84,7 +84,6 @@ arguments that hold floats get their cotangents in a dict that ends the tuple::
 
 from __future__ import annotations
 
-import collections
 import functools
 import inspect
 from collections.abc import Callable
@@ -98,6 +97,7 @@ from jax.custom_derivatives import SymbolicZero
 from toolkit import filters
 from toolkit._pullbacks import Cotangents, check_value, closure_error, describe_tree, select, transpose_problem
 from toolkit._show import describe
+from toolkit.cache import Cache
 
 __all__ = ["adjoint", "is_adjoint", "forward_mode_problem"]
 
@@ -219,7 +219,7 @@ class _Rule:
 
     def __init__(self, rule: Callable, name: str, signature: inspect.Signature):
         self.rule, self.name, self.signature = rule, name, signature
-        self._built: collections.OrderedDict[Any, _Built] = collections.OrderedDict()
+        self._built: Cache[_Built] = Cache(_CACHE_SIZE)
         self._building: set[Any] = set()
 
     def bind(self, args: tuple, kwargs: dict) -> _Call:
@@ -229,17 +229,14 @@ class _Rule:
         key = call.key()
         if key is None:  # unhashable constants: build for this call alone
             return _Built(self.rule, self.name, call)
-        if key in self._built:
-            self._built.move_to_end(key)
-            return self._built[key]
+        built = self._built.get(key)
+        if built is not None:
+            return built
         self._building.add(key)
         try:
-            built = self._built[key] = _Built(self.rule, self.name, call)
+            return self._built.put(key, _Built(self.rule, self.name, call))
         finally:
             self._building.discard(key)
-        if len(self._built) > _CACHE_SIZE:
-            self._built.popitem(last=False)
-        return built
 
     def __call__(self, args: tuple, kwargs: dict) -> Any:
         call = self.bind(args, kwargs)

@@ -32,29 +32,56 @@ they hold stay constants of the program.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import copy
 import dataclasses
 import dis
 import functools
+import os
+import sys
 import types
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import jax
 import numpy as np
 
-from toolkit import filters
+from toolkit import _effects
+from toolkit.params import Param, Params
 
 __all__ = ["Captured", "capture"]
 
-_LIBRARIES = ("jax", "jaxlib", "numpy", "optax", "flax", "chex", "scipy", "colour", "builtins", "functools")
+_LIBRARIES = (
+    *("jax", "jaxlib", "numpy", "optax", "flax", "chex", "scipy", "colour", "builtins", "functools", "toolkit"),
+)
 _DEPTH = 12  # how deep the walk goes (containers and functions reached through each other)
 _MOST_LEAVES = 10_000  # a container with more leaves than this is keyed by identity, not walked
 
 
 def _is_library(thing: Any) -> bool:
+    """Library code (JAX, NumPy, optax, toolkit itself, ...): its globals are constants, and it has no side effects.
+
+    A function is judged by the file its code is in (a doctest's lambda is the
+    user's even inside a toolkit module), anything else by its module's name.
+    """
+    code = getattr(thing, "__code__", None)
+    if code is not None:
+        return _is_library_file(code.co_filename)
     module = getattr(thing, "__module__", None) or ""
     return module.split(".")[0] in _LIBRARIES
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_library_file(filename: str) -> bool:
+    """Whether the file belongs to one of the libraries' packages (those imported so far; a file is seen after)."""
+    for name in _LIBRARIES:
+        module = sys.modules.get(name)
+        folder = os.path.dirname(getattr(module, "__file__", None) or "")
+        if folder and filename.startswith(folder + os.sep):
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=4096)
@@ -103,6 +130,7 @@ class _Walk:
 
     arrays: list[Any] = dataclasses.field(default_factory=list)
     seen: dict[int, Any] = dataclasses.field(default_factory=dict)
+    effects: list[_effects.Effect] = dataclasses.field(default_factory=list)
 
     def array(self, value: Any) -> tuple:
         self.arrays.append(value)
@@ -112,28 +140,118 @@ class _Walk:
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))  # keyed by value at once (the common case, kept fast)
 
 
+_PLAIN_TYPES = frozenset(_PLAIN)
+_ARRAY_TYPES: set[type] = set()  # the types of JAX arrays met so far (for the fast path)
+
+
 def _key(value: Any, walk: _Walk, depth: int) -> Any:
     """The key part for ``value``, recording the arrays it holds in ``walk``."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:  # the common cases first, by type alone (this runs on every eager call)
+        return (kind, value)
+    if kind in _ARRAY_TYPES:
+        walk.arrays.append(value)
+        return ("array", value.shape, value.dtype, value.weak_type)
+    if depth <= _DEPTH:
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            return handler(value, walk, depth)
+    return _any_key(value, walk, depth)
+
+
+def _sequence_key(value: Any, walk: _Walk, depth: int) -> Any:
+    return (type(value), tuple([_key(item, walk, depth + 1) for item in value]))
+
+
+def _dict_key(value: dict, walk: _Walk, depth: int) -> Any:
+    return (dict, tuple([(name, _key(item, walk, depth + 1)) for name, item in value.items()]))
+
+
+def _box_key(value: Param, walk: _Walk, depth: int) -> Any:  # a box: by identity, and the value it holds now
+    return ("box", _Identity(value), _key(value.value, walk, depth + 1))
+
+
+def _boxes_key(value: Params, walk: _Walk, depth: int) -> Any:
+    return ("boxes", *(_key(box, walk, depth + 1) for box in value))
+
+
+def _method_key(value: types.MethodType, walk: _Walk, depth: int) -> Any:
+    return ("method", _key(value.__func__, walk, depth + 1), _key(value.__self__, walk, depth + 1))
+
+
+def _any_key(value: Any, walk: _Walk, depth: int) -> Any:
+    """:func:`_key` for what its fast path does not know by type."""
     if type(value) in _PLAIN or isinstance(value, np.generic):  # NumPy scalars: immutable, and typed as constants
         return (type(value), value)
-    if filters.is_array(value):
+    if _is_input(value):
+        if isinstance(value, jax.Array) and hasattr(value, "weak_type"):
+            _ARRAY_TYPES.add(type(value))
         return walk.array(value)
     if depth > _DEPTH:
         return ("opaque", _Identity(value))
-    if isinstance(value, types.FunctionType):
+    if isinstance(value, types.FunctionType):  # subclasses of the types the fast path knows
         return _function_key(value, walk, depth)
-    if isinstance(value, types.MethodType):
-        return ("method", _key(value.__func__, walk, depth + 1), _key(value.__self__, walk, depth + 1))
+    if isinstance(value, Param):
+        return _box_key(value, walk, depth)
+    if isinstance(value, Params):
+        return _boxes_key(value, walk, depth)
     if isinstance(value, functools.partial):
         parts = (value.func, value.args, dict(value.keywords))
         return ("partial", *(_key(part, walk, depth + 1) for part in parts))
+    if _is_library_tuple(value):
+        _HANDLERS[type(value)] = _library_tuple_key  # an optax state or optimiser type: known by type from now on
+        return _library_tuple_key(value, walk, depth)
+    return _tree_or_object_key(value, walk, depth)
+
+
+_LIBRARY_TUPLES: collections.OrderedDict = collections.OrderedDict()  # an optimiser -> its key and arrays
+
+
+def _is_library_tuple(value: Any) -> bool:
+    return isinstance(value, tuple) and type(value) is not tuple and _is_library(type(value))
+
+
+def _library_tuple_key(value: tuple, walk: _Walk, depth: int) -> Any:
+    """A library's named tuple (an optax optimiser, a tk rule): walked once, then remembered by identity.
+
+    Such objects are immutable (a tuple of functions whose closures hold the
+    hyperparameters), so their key and arrays do not change; walking an optax
+    chain costs tens of microseconds, remembering it a dictionary lookup. (By
+    identity, not equality: equal rules may hold a number in one and an array in
+    the other.) Tuples that hold arrays themselves (optimiser states) are walked.
+    """
+    if _holds_inputs(value):
+        return _tree_or_object_key(value, walk, depth)
+    hit = _LIBRARY_TUPLES.get(id(value))
+    if hit is None or hit[0] is not value:
+        inner = _Walk()  # a walk of its own, from depth 0, so that what is remembered holds wherever it is met
+        hit = (value, _tree_or_object_key(value, inner, 0), tuple(inner.arrays), tuple(inner.effects))
+        _LIBRARY_TUPLES[id(value)] = hit  # holds the value, so its id is not reused while remembered
+        if len(_LIBRARY_TUPLES) > 64:
+            _LIBRARY_TUPLES.popitem(last=False)
+    walk.arrays.extend(hit[2])
+    walk.effects.extend(hit[3])
+    return hit[1]
+
+
+def _holds_inputs(value: tuple) -> bool:
+    return any(_is_input(item) for item in value)
+
+
+def _tree_or_object_key(value: Any, walk: _Walk, depth: int) -> Any:
+    """A container or registered pytree (a struct, say) by structure and leaves; anything else as an object."""
     flat = _flatten(value)
     if flat is not None and len(flat[0]) > _MOST_LEAVES:  # a dataset, say: by identity (its arrays stay constants)
         return ("identity", _Identity(value))
-    if flat is not None:  # a container or a registered pytree (a struct, say)
+    if flat is not None:
         leaves, treedef = flat
         return ("tree", treedef, tuple(_key(leaf, walk, depth + 1) for leaf in leaves))
     return _scalar_or_object_key(value, walk, depth)
+
+
+def _is_input(value: Any) -> bool:
+    """An array a compiled program takes as an input: any JAX array, a NumPy array of numbers or booleans."""
+    return isinstance(value, jax.Array) or (isinstance(value, np.ndarray) and value.dtype.kind in "biufc")
 
 
 def _flatten(value: Any) -> tuple[list[Any], Any] | None:
@@ -155,7 +273,9 @@ def _scalar_or_object_key(value: Any, walk: _Walk, depth: int) -> Any:
     if isinstance(value, (type, types.ModuleType, types.BuiltinFunctionType)):
         return ("identity", _Identity(value))
     if _walks_into(value) and type(value).__hash__ is object.__hash__:
-        return ("object", type(value), _Identity(value), _key(dict(value.__dict__), walk, depth + 1))
+        attributes = _key(dict(value.__dict__), walk, depth + 1)  # then the methods: the order rebuild walks in
+        methods = tuple(_key(method, walk, depth + 1) for _, method in _methods(type(value)))
+        return ("object", type(value), _Identity(value), attributes, methods)
     try:
         hash(value)
     except TypeError:
@@ -169,11 +289,29 @@ def _function_key(function: types.FunctionType, walk: _Walk, depth: int) -> Any:
     if id(function) in walk.seen:  # recursion (a function reaching itself): the key of its code only
         return ("recursive", function.__code__)
     walk.seen[id(function)] = function
-    cells = tuple(_cell_key(cell, walk, depth + 1) for cell in function.__closure__ or ())
-    defaults = _key((function.__defaults__, function.__kwdefaults__), walk, depth + 1)
-    names = () if _is_library(function) else _global_names(function)
-    globals_ = tuple((name, _key(function.__globals__[name], walk, depth + 1)) for name in names)
-    return ("function", function.__code__, _Identity(function.__globals__), cells, defaults, globals_)
+    cells = tuple([_cell_key(cell, walk, depth + 1) for cell in function.__closure__ or ()])
+    defaults = function.__defaults__, function.__kwdefaults__
+    defaults = None if defaults == (None, None) else _key(defaults, walk, depth + 1)
+    scope = function.__globals__
+    if _is_library_file(function.__code__.co_filename):
+        globals_: tuple = ()
+    else:
+        globals_ = tuple([(name, _key(scope[name], walk, depth + 1)) for name in _global_names(function)])
+        if _effects.may_have(function.__code__):
+            walk.effects.extend(_effects.of(function))
+    return ("function", function.__code__, _scope_identity(scope), cells, defaults, globals_)
+
+
+_SCOPES: dict[int, _Identity] = {}  # a module's globals dict -> its identity key part (made once)
+
+
+def _scope_identity(scope: dict) -> _Identity:
+    identity = _SCOPES.get(id(scope))
+    if identity is None or identity.strong is not scope:
+        identity = _SCOPES[id(scope)] = _Identity(scope)
+        if len(_SCOPES) > 1024:
+            _SCOPES.pop(next(iter(_SCOPES)))
+    return identity
 
 
 def _cell_key(cell: types.CellType, walk: _Walk, depth: int) -> Any:
@@ -184,10 +322,36 @@ def _cell_key(cell: types.CellType, walk: _Walk, depth: int) -> Any:
     return _key(contents, walk, depth)
 
 
+@functools.lru_cache(maxsize=1024)
+def _methods(kind: type) -> tuple[tuple[str, types.FunctionType], ...]:
+    """The functions a user's class defines for its instances (its own and its user-defined bases'), by name.
+
+    Walked with an instance, so that a method the function calls (``model.loss(x)``) has its
+    globals read as well; the class is assumed not to be redefined while it is in use.
+    """
+    found: dict[str, types.FunctionType] = {}
+    for base in reversed(kind.__mro__):
+        if base is object or _is_library(base):
+            continue
+        found.update((n, v) for n, v in vars(base).items() if isinstance(v, types.FunctionType) and n != "__init__")
+    return tuple(sorted(found.items()))
+
+
 def _global_names(function: types.FunctionType) -> tuple[str, ...]:
     """The globals the function's code names that exist in its module (modules themselves aside)."""
     scope = function.__globals__
     return tuple(n for n in _code_names(function.__code__) if n in scope and type(scope[n]) is not types.ModuleType)
+
+
+_HANDLERS: dict[type, Any] = {
+    tuple: _sequence_key,
+    list: _sequence_key,
+    dict: _dict_key,
+    types.FunctionType: _function_key,
+    Param: _box_key,
+    Params: _boxes_key,
+    types.MethodType: _method_key,
+}
 
 
 # --- rebuilding with replacement arrays --------------------------------------------------------------
@@ -198,24 +362,48 @@ class _Rebuild:
 
     def __init__(self, arrays: list[Any]):
         self.arrays = iter(arrays)
+        self.taken = 0  # arrays handed out so far
         self.done: dict[int, Any] = {}
+        self.boxes: list[tuple[Param, Any]] = []  # boxes met, with the values they should hold while read
 
     def value(self, value: Any, depth: int) -> Any:
         if type(value) in _PLAIN or isinstance(value, np.generic):
             return value
-        if filters.is_array(value):
+        if _is_input(value):
+            self.taken += 1
             return next(self.arrays)
         if depth > _DEPTH:
             return value
+        kind = type(value)
+        if kind is tuple or kind is list:
+            return kind(self.value(item, depth + 1) for item in value)
+        if kind is dict:
+            return {name: self.value(item, depth + 1) for name, item in value.items()}
         if isinstance(value, types.FunctionType):
             return self.function(value, depth)
+        if isinstance(value, Param):
+            self.boxes.append((value, self.value(value.value, depth + 1)))
+            return value
+        if isinstance(value, Params):
+            for box in value:
+                self.value(box, depth + 1)
+            return value
         if isinstance(value, types.MethodType):
             return types.MethodType(self.value(value.__func__, depth + 1), self.value(value.__self__, depth + 1))
+        if _is_library_tuple(value) and not _holds_inputs(value):  # as remembered: walked on its own, from depth 0
+            done, self.done = self.done, {}
+            try:
+                return self.tree_or_object(value, 0)
+            finally:
+                self.done = done
         if isinstance(value, functools.partial):
             func, args, keywords = (
                 self.value(part, depth + 1) for part in (value.func, value.args, dict(value.keywords))
             )
             return functools.partial(func, *args, **keywords)
+        return self.tree_or_object(value, depth)
+
+    def tree_or_object(self, value: Any, depth: int) -> Any:
         flat = _flatten(value)
         if flat is not None and len(flat[0]) <= _MOST_LEAVES:
             leaves, treedef = flat
@@ -225,11 +413,16 @@ class _Rebuild:
     def object(self, value: Any, depth: int) -> Any:
         if not (_walks_into(value) and type(value).__hash__ is object.__hash__):
             return value
+        taken = self.taken
         attributes = self.value(dict(value.__dict__), depth + 1)
-        if all(attributes[name] is value.__dict__[name] for name in attributes):
+        methods = {name: self.function(method, depth + 1) for name, method in _methods(type(value))}
+        changed = {name: m for name, m in methods.items() if m is not dict(_methods(type(value)))[name]}
+        if self.taken == taken:
             return value
         twin = copy.copy(value)
         twin.__dict__.update(attributes)
+        for name, method in changed.items():  # methods reading replaced globals: bound on the copy itself
+            twin.__dict__[name] = types.MethodType(method, twin)
         return twin
 
     def cell(self, cell: types.CellType, depth: int) -> types.CellType:
@@ -243,6 +436,7 @@ class _Rebuild:
         if id(function) in self.done:
             return self.done[id(function)]
         self.done[id(function)] = function  # until rebuilt: a recursive reference keeps the original
+        taken = self.taken
         closure = tuple(self.cell(c, depth + 1) for c in function.__closure__ or ())
         defaults, kwdefaults = self.value((function.__defaults__, function.__kwdefaults__), depth + 1)
         scope = function.__globals__
@@ -250,6 +444,9 @@ class _Rebuild:
         replaced = {name: self.value(scope[name], depth + 1) for name in names}
         if any(replaced[name] is not scope[name] for name in names):
             scope = {**scope, **replaced}
+        if self.taken == taken:  # it reads no replaced array: the function itself
+            self.done[id(function)] = function
+            return function
         twin = types.FunctionType(function.__code__, scope, function.__name__, defaults, closure or None)
         twin.__kwdefaults__ = kwdefaults
         twin.__dict__.update(function.__dict__)
@@ -277,10 +474,28 @@ class Captured:
     value: Any
     key: Any
     arrays: tuple[Any, ...]
+    effects: tuple[_effects.Effect, ...] = ()
 
     def rebuild(self, arrays: list[Any] | tuple[Any, ...]) -> Any:
-        """The value, reading ``arrays`` (one per entry of :attr:`arrays`, in order) where it read those."""
+        """The value, reading ``arrays`` (one per entry of :attr:`arrays`, in order) where it read those.
+
+        ``tk.Param`` boxes it reads keep their current values; :meth:`reading` puts the replacements in them.
+        """
         return _Rebuild(list(arrays)).value(self.value, 0)
+
+    @contextlib.contextmanager
+    def reading(self, arrays: list[Any] | tuple[Any, ...]) -> Iterator[Any]:
+        """:meth:`rebuild`, with the ``tk.Param`` boxes it reads holding their replacements until the block ends."""
+        rebuild = _Rebuild(list(arrays))
+        value = rebuild.value(self.value, 0)
+        saved = [(box, box.value) for box, _ in rebuild.boxes]
+        try:
+            for box, replacement in rebuild.boxes:
+                box.value = replacement
+            yield value
+        finally:
+            for box, old in reversed(saved):
+                box.value = old
 
 
 def capture(value: Any) -> Captured:
@@ -292,4 +507,4 @@ def capture(value: Any) -> Captured:
     """
     walk = _Walk()
     key = _key(value, walk, 0)
-    return Captured(value, key, tuple(walk.arrays))
+    return Captured(value, key, tuple(walk.arrays), tuple(walk.effects))

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toolkit import filters
+from toolkit import compiled, filters
 from toolkit._show import describe
 from toolkit.params import Grads, Param, Params
 
@@ -169,19 +169,30 @@ def zygote_convention(tree: Any) -> Any:
     return jax.tree.map(lambda leaf: jnp.conj(leaf) if jnp.iscomplexobj(leaf) else leaf, tree)
 
 
-def _real_scalar(caller: str, f: Callable) -> Callable:
-    """Wrap ``f`` so that a non-scalar or non-real output is a clear error; a Python float is accepted."""
+def _real_scalar(caller: str, f: Callable, has_aux: bool = False) -> Callable:
+    """Wrap ``f`` so that a non-scalar or non-real output is a clear error; a Python float is accepted.
+
+    The wrapped function returns ``(value, aux)``, with ``aux`` ``None`` unless ``has_aux``.
+    """
 
     def checked(*args: Any) -> Any:
         out = f(*args)
+        aux = None
+        if has_aux:
+            if not isinstance(out, tuple) or len(out) != 2:
+                raise TypeError(
+                    f"{caller}: with has_aux=True, f must return a pair (loss, aux), but it returned "
+                    f"{describe(out)}; return e.g. (loss, {{'accuracy': acc}})."
+                )
+            out, aux = out
         is_array = isinstance(out, (jax.Array, np.ndarray, np.generic, float)) and not isinstance(out, bool)
         if not is_array or np.shape(out) != () or not jnp.issubdtype(jnp.result_type(out), jnp.floating):
             raise TypeError(
-                f"{caller}: f must return a real floating-point scalar, but it returned {describe(out)}. "
-                f"Reduce the output first (e.g. tk.tree.sum(...) or jnp.mean(...)), "
+                f"{caller}: f must return a real floating-point scalar{' as its first output' if has_aux else ''}, "
+                f"but it returned {describe(out)}. Reduce the output first (e.g. tk.tree.sum(...) or jnp.mean(...)), "
                 f"or use tk.jacobian / tk.pullback for non-scalar functions."
             )
-        return jnp.asarray(out)
+        return jnp.asarray(out), aux
 
     return checked
 
@@ -198,42 +209,69 @@ def _implicit(caller: str, args: tuple[Any, ...]) -> Params | None:
     return args[0]
 
 
-def _value_and_gradient(caller: str, f: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, Any]:
-    """What :func:`withgradient` returns; ``caller`` names the public function in errors."""
-    params = _implicit(caller, args)
-    if params is not None:  # Zygote's implicit form: gradient(() -> loss, ps)
-        _check_f(caller, f, 0, implicit=True)
+def _name(f: Any) -> str:
+    return getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or type(f).__name__
 
-        def of_boxes(*ps: Any) -> Any:  # named so that errors call the boxes' values ps[0], ps[1], ...
-            return params.call_with(ps, f)
 
-        value, grads = _value_and_gradient(caller, of_boxes, params.values())
-        return value, Grads(params, grads)
+def _of_boxes(caller: str, f: Callable, params: Params) -> Callable:
+    """The zero-argument ``f`` reading ``params`` as a function of the boxes' values (the explicit form)."""
+    _check_f(caller, f, 0, implicit=True)
+
+    def of_boxes(*ps: Any) -> Any:  # named so that errors call the boxes' values ps[0], ps[1], ...
+        return params.call_with(ps, f)
+
+    return of_boxes
+
+
+def _explicit_value_and_gradient(caller: str, f: Callable, args: tuple[Any, ...], has_aux: bool) -> Any:
+    """``(value, slots, aux)`` for explicit arguments: what the compiled program of ``withgradient`` computes."""
     _check_f(caller, f, len(args))
     split = _Split(caller, f, args)
-    g = _real_scalar(caller, split.closed(f))
+    g = _real_scalar(caller, split.closed(f), has_aux)
     if not args:
-        return g(), ()
-    value, grads = jax.value_and_grad(g, argnums=tuple(range(len(args))))(*split.diff)
-    return value, split.slots(zygote_convention(grads))
+        value, aux = g()
+        return value, (), aux
+    (value, aux), grads = jax.value_and_grad(g, argnums=tuple(range(len(args))), has_aux=True)(*split.diff)
+    return value, split.slots(zygote_convention(grads)), aux
 
 
-def withgradient(f: Callable[..., Any], *args: Any) -> tuple[jax.Array, tuple[Any, ...] | Grads]:
+def _implicit_value_and_gradient(caller: str, f: Callable, params: Params, values: tuple, has_aux: bool) -> Any:
+    return _explicit_value_and_gradient(caller, _of_boxes(caller, f, params), values, has_aux)
+
+
+def _value_and_gradient(caller: str, f: Callable[..., Any], args: tuple[Any, ...], has_aux: bool) -> Any:
+    """``(value, grads, aux)``, compiled and cached (``toolkit.compiled``); ``caller`` names the public function."""
+    params = _implicit(caller, args)
+    if params is not None:  # Zygote's implicit form: gradient(() -> loss, ps)
+        body = _implicit_value_and_gradient
+        value, grads, aux = compiled.call(caller, _name(f), body, caller, f, params, params.values(), has_aux)
+        return value, Grads(params, grads), aux
+    return compiled.call(caller, _name(f), _explicit_value_and_gradient, caller, f, args, has_aux)
+
+
+def withgradient(f: Callable[..., Any], *args: Any, has_aux: bool = False) -> tuple[Any, tuple[Any, ...] | Grads]:
     """Value of ``f(*args)`` and its gradient with respect to every argument.
 
     As with :func:`gradient`, ``tk.withgradient(f, ps)`` with a ``tk.Params``
-    takes the zero-argument ``f`` and gives the gradient as a ``tk.Grads``.
+    takes the zero-argument ``f`` and gives the gradient as a ``tk.Grads``. With
+    ``has_aux=True``, ``f`` returns ``(loss, aux)`` and the result is
+    ``((loss, aux), grads)``, as from ``jax.value_and_grad``. Runs compiled and
+    cached (see :func:`gradient`).
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
         >>> value, (dx, n) = tk.withgradient(lambda x, n: jnp.sum(x**n), jnp.array([1.0, 2.0]), 2)
         >>> value, dx, n
         (Array(5., dtype=float32), Array([2., 4.], dtype=float32), None)
+        >>> (value, aux), grads = tk.withgradient(lambda x: (jnp.sum(x**2), {"max": jnp.max(x)}), jnp.ones(2), has_aux=True)
+        >>> float(value), float(aux["max"]), grads
+        (2.0, 1.0, (Array([2., 2.], dtype=float32),))
     """
-    return _value_and_gradient("tk.withgradient", f, args)
+    value, grads, aux = _value_and_gradient("tk.withgradient", f, args, has_aux)
+    return ((value, aux), grads) if has_aux else (value, grads)
 
 
-def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...] | Grads:
+def gradient(f: Callable[..., Any], *args: Any, has_aux: bool = False) -> Any:
     """Gradient of the real scalar ``f(*args)``: a tuple with one entry per argument.
 
     Each entry has its argument's structure (a struct gets a struct); arguments
@@ -241,13 +279,32 @@ def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...] | Grads:
     ``tk.Params`` differentiates the zero-argument ``f`` with respect to the boxes
     it reads and returns a ``tk.Grads`` (see ``toolkit.params``). For a complex
     argument the gradient is ``∂f/∂x + i∂f/∂y`` (Zygote's; ``jax.grad``'s conjugate).
+    With ``has_aux=True``, ``f`` returns ``(loss, aux)`` and the result is ``(grads, aux)``.
+
+    Called eagerly, it runs compiled: the first call with a function compiles it,
+    later calls with the same code (a new lambda each time is fine) and the same
+    shapes run the compiled program on the current values of everything the
+    function reads (see ``toolkit.compiled`` for what falls back to eager).
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
         >>> tk.gradient(lambda x, y: jnp.sum(x * y), jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]))
         (Array([3., 4.], dtype=float32), Array([1., 2.], dtype=float32))
     """
-    return _value_and_gradient("tk.gradient", f, args)[1]
+    _, grads, aux = _value_and_gradient("tk.gradient", f, args, has_aux)
+    return (grads, aux) if has_aux else grads
+
+
+def _pullback_forward(f: Callable, args: tuple[Any, ...]) -> Any:
+    """``(out, vjp, has_grad)``: what the compiled program of ``pullback`` computes (``vjp`` is a pytree)."""
+    _check_f("tk.pullback", f, len(args))
+    split = _Split("tk.pullback", f, args)
+    out, vjp = jax.vjp(split.closed(f), *split.diff)
+    return out, vjp, split.has_grad
+
+
+def _apply(vjp: Callable, Δ: Any) -> Any:
+    return vjp(Δ)
 
 
 def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...] | Grads]]:
@@ -256,7 +313,7 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tu
     ``f`` may return any pytree; ``back(Δ)`` takes a ``Δ`` of that structure and
     shape and returns a tuple with one cotangent per argument (``None`` for those
     without a gradient). With a ``tk.Params`` as the only argument, ``f`` takes
-    no arguments and ``back(Δ)`` returns a ``tk.Grads``.
+    no arguments and ``back(Δ)`` returns a ``tk.Grads``. Both run compiled.
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
@@ -266,16 +323,9 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tu
     """
     params = _implicit("tk.pullback", args)
     if params is not None:  # Zygote's implicit form: pullback(() -> y, ps); back(Δ) gives Grads
-        _check_f("tk.pullback", f, 0, implicit=True)
-
-        def of_boxes(*ps: Any) -> Any:  # named so that errors call the boxes' values ps[0], ps[1], ...
-            return params.call_with(ps, f)
-
-        out, back_values = pullback(of_boxes, *params.values())
+        out, back_values = pullback(_of_boxes("tk.pullback", f, params), *params.values())
         return out, lambda Δ: Grads(params, back_values(Δ))
-    _check_f("tk.pullback", f, len(args))
-    split = _Split("tk.pullback", f, args)
-    out, vjp = jax.vjp(split.closed(f), *split.diff)
+    out, vjp, has_grad = compiled.call("tk.pullback", _name(f), _pullback_forward, f, args)
     out_leaves, out_tree = jax.tree.flatten(out)
 
     def back(Δ: Any) -> tuple[Any, ...]:
@@ -285,8 +335,11 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tu
         leaves = [d for _, d in labelled]
         for o, (path, d) in zip(out_leaves, labelled, strict=True):
             _check_cotangent(filters.keystr(path, "Δ"), d, o)
-        cast = [jnp.asarray(d, dtype=jnp.result_type(o)) for o, d in zip(out_leaves, leaves)]
-        return split.slots(zygote_convention(vjp(zygote_convention(jax.tree.unflatten(out_tree, cast)))))
+        cast = zygote_convention(
+            jax.tree.unflatten(out_tree, [jnp.asarray(d, jnp.result_type(o)) for o, d in zip(out_leaves, leaves)])
+        )
+        cotangents = compiled.call("tk.pullback", "back", _apply, vjp, cast)
+        return tuple(c if has else None for c, has in zip(zygote_convention(cotangents), has_grad))
 
     return out, back
 
@@ -304,6 +357,10 @@ def jacobian(f: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
                [0., 4.]], dtype=float32),)
     """
     _explicit_only("tk.jacobian", args)
+    return compiled.call("tk.jacobian", _name(f), _jacobian, f, args)
+
+
+def _jacobian(f: Callable, args: tuple[Any, ...]) -> tuple[Any, ...]:
     _check_f("tk.jacobian", f, len(args))
     split = _Split("tk.jacobian", f, args)
     split.refuse_complex("tk.jacobian")
@@ -321,7 +378,12 @@ def hessian(f: Callable[..., Any], x: Any) -> Any:
                [ 0., 12.]], dtype=float32)
     """
     _explicit_only("tk.hessian", (x,))
+    return compiled.call("tk.hessian", _name(f), _hessian, f, x)
+
+
+def _hessian(f: Callable, x: Any) -> Any:
     _check_f("tk.hessian", f, 1)
     split = _Split("tk.hessian", f, (x,))
     split.refuse_complex("tk.hessian")
-    return jax.hessian(_real_scalar("tk.hessian", split.closed(f)))(split.diff[0])
+    scalar = _real_scalar("tk.hessian", split.closed(f))
+    return jax.hessian(lambda d: scalar(d)[0])(split.diff[0])

@@ -199,6 +199,15 @@ class Grads(Mapping):
         self._boxes = tuple(params)  # as they were: boxes appended to params later have no gradient here
         self._by_id = {id(p): g for p, g in zip(self._boxes, grads)}
 
+    def in_order(self, params: Params) -> tuple[Any, ...] | None:
+        """The gradients for the boxes of ``params``, in its order; ``None`` if one of them has none here."""
+        boxes = tuple(params)
+        if boxes == self._boxes:  # the usual case: the Params the gradient was taken with (boxes compare by identity)
+            return tuple(self._by_id.values())
+        if not all(id(p) in self._by_id and any(p is q for q in self._boxes) for p in boxes):
+            return None
+        return tuple(self._by_id[id(p)] for p in boxes)
+
     def __getitem__(self, p: Param) -> Any:
         if not any(p is q for q in self._boxes):
             raise KeyError(

@@ -29,7 +29,6 @@ the same shapes reuses the compiled loop without tracing anything.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ import numpy as np
 import optax
 
 from toolkit._jaxprs import dependents, depends
+from toolkit.cache import Cache, Key
 from toolkit.grad import zygote_convention
 from toolkit.optimisation.data import Source
 from toolkit.optimisation.result import DIVERGED, GTOL, RUNNING, TOL
@@ -388,8 +388,7 @@ def _make_fresh(batched: bool) -> Callable:
     return jax.jit(fresh, static_argnums=2)
 
 
-_CACHE: collections.OrderedDict = collections.OrderedDict()
-_CACHE_SIZE = 32
+_CACHE: Cache[Chunk] = Cache(32)
 
 
 def cached_chunk(key: Any, *, batched: bool, tol_on: bool, gtol_on: bool, block: int, ahead: int, buffer: int) -> Chunk:
@@ -398,12 +397,8 @@ def cached_chunk(key: Any, *, batched: bool, tol_on: bool, gtol_on: bool, block:
     Built on first use; ``buffer`` (the most steps per call) must be a multiple of ``block``.
     """
     settings = (batched, tol_on, gtol_on, block, ahead, buffer)
-    key = (key, settings)
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    run = _make_run(batched, (tol_on, gtol_on), (block, ahead, buffer))
-    chunk = _CACHE[key] = Chunk(run, _make_fresh(batched), block, buffer)
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return chunk
+
+    def make() -> Chunk:
+        return Chunk(_make_run(batched, (tol_on, gtol_on), (block, ahead, buffer)), _make_fresh(batched), block, buffer)
+
+    return _CACHE.get_or_make(Key((key, settings)), make)

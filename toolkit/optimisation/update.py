@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toolkit import filters
+from toolkit import compiled, filters
 from toolkit._show import describe
 from toolkit.params import Grads, Params
 
@@ -136,10 +136,20 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
         {'n': 3, 'w': Array([0.25, 0.5 ], dtype=float32)}
     """
     check_optimiser(opt, "tk.update")
-    diff, rest = trainable(params, "tk.update")
-    _check_state("tk.update", opt, state, diff)
-    updates, state = opt.update(float_grads(params, grads, "tk.update"), state, diff)
-    return filters.combine(optax.apply_updates(diff, updates), rest), state
+    new, state = compiled.call("tk.update", _name(opt), _step, "tk.update", opt, state, params, grads)
+    return filters.combine(new, filters.partition(params)[1]), state
+
+
+def _step(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> tuple[Any, Any]:
+    """The float leaves of ``params`` after one step, and the new state: the compiled program of ``update``."""
+    diff, _ = trainable(params, caller)
+    _check_state(caller, opt, state, diff)
+    updates, state = opt.update(float_grads(params, grads, caller), state, diff)
+    return optax.apply_updates(diff, updates), state
+
+
+def _name(opt: Any) -> str:
+    return f"the optimiser's step ({type(opt).__name__})"
 
 
 _STATE_SHAPES: collections.OrderedDict = collections.OrderedDict()  # (opt, params' shapes) -> the state's shapes
@@ -201,6 +211,8 @@ def _signature(values: Any) -> tuple[Any, ...]:
 def _leaf_signature(leaf: Any) -> Any:
     """Shape and dtype as JAX holds the leaf, so a Python float or a NumPy float64 array (in float32 mode)
     matches the float32 array that ``update`` turns it into; the type for leaves that are not numbers."""
+    if isinstance(leaf, jax.Array):  # the common case, kept fast (result_type costs microseconds)
+        return leaf.shape, leaf.dtype
     try:
         return np.shape(leaf), jnp.result_type(leaf)
     except TypeError:
@@ -229,21 +241,34 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
         )
     if not isinstance(gs, Grads):
         raise TypeError(f"tk.update_: gs must be the tk.Grads from tk.gradient(f, ps), got a {type(gs).__name__}.")
-    if not all(any(p is q for q in gs) for p in ps):
+    grads = gs.in_order(ps)
+    if grads is None:
         raise ValueError(
             "tk.update_: gs has no gradient for some boxes of ps (it was taken with other Params); "
             "take it as gs = tk.gradient(f, ps) with this ps."
         )
     values = ps.values()
-    states = _STATES.setdefault(ps, {})
-    _, state, signature = states.get(id(opt), (opt, None, _signature(values)))
-    if signature != _signature(values):
+    states = _STATES.get(ps)
+    if states is None:
+        states = _STATES[ps] = {}
+    record = states.get(id(opt))
+    signature = _signature(values)
+    if record is None:
+        record = _Record(opt, setup(opt, values), signature, all(map(filters.is_inexact, jax.tree.leaves(values))))
+    elif signature != record.signature:
         raise ValueError(
             "tk.update_: the boxes in ps changed structure, shape or dtype since this optimiser's state was made; "
             "use a fresh optimiser object (e.g. tk.Momentum()) for the new shapes."
         )
-    if state is None:
-        state = setup(opt, values)
-    values, state = update(opt, state, values, tuple(gs[p] for p in ps))
-    ps.assign(values)
-    states[id(opt)] = (opt, state, signature)  # holding opt keeps id(opt) from being reused
+    new, record.state = compiled.call("tk.update_", _name(opt), _step, "tk.update_", opt, record.state, values, grads)
+    ps.assign(new if record.all_float else filters.combine(new, filters.partition(values)[1]))
+    states[id(opt)] = record
+
+
+class _Record:
+    """What ``update_`` keeps per ``Params`` and optimiser: the optimiser (so its id is not reused) and its state."""
+
+    __slots__ = ("opt", "state", "signature", "all_float")
+
+    def __init__(self, opt: Any, state: Any, signature: tuple[Any, ...], all_float: bool):
+        self.opt, self.state, self.signature, self.all_float = opt, state, signature, all_float

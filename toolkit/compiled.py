@@ -1,0 +1,196 @@
+"""Eager calls run compiled: ``tk.gradient``, ``tk.update`` and friends find a cached compiled program.
+
+JAX re-traces a function on every eager ``jax.grad`` call (milliseconds), so a
+plain Python loop of ``tk.gradient`` + ``tk.update_`` would crawl. Instead each
+call is taken apart by ``toolkit.closures``: the arrays it reads (arguments,
+closures, globals, ``tk.Param`` boxes, optimiser hyperparameters) become the
+inputs of a compiled program, and everything else (the function's code, numbers,
+strings, structure, shapes and dtypes, other objects by weak identity) is the key
+it is cached under (``toolkit.cache``). A call whose key was seen before runs
+that program, on the arrays' current values, so nothing is ever stale: a
+changed array is read as an input, a changed number or function compiles anew.
+
+A call runs eagerly (as plain JAX, re-tracing each time) instead when
+
+* it is made under an outer transformation (``jax.jit``, ``jax.vmap``,
+  ``jax.grad``): it is then simply traced into the outer program;
+* ``with tk.eager():`` is in force;
+* the function has a side effect that a compiled program would do only once,
+  when traced (printing, appending to an outer list, ...; see
+  ``toolkit._effects`` for exactly what is looked for), with a warning, once;
+* tracing it needs a concrete value (Python ``if`` on a value, ``.item()``,
+  ``float(x)``, NumPy on a value): with a warning naming the line, once; the
+  function is remembered and not traced again.
+
+The warnings are :class:`EagerFallbackWarning` (filter them like any warning).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from toolkit import closures
+from toolkit.cache import Cache, Key
+
+__all__ = ["EagerFallbackWarning", "eager", "call"]
+
+
+class EagerFallbackWarning(UserWarning):
+    """A function runs eagerly (re-traced on every call) because it cannot run compiled as it is."""
+
+
+_LOCAL = threading.local()  # .eager: depth of `with tk.eager()`; .captured: what the call under way reads
+_CACHE: Cache[_Entry] = Cache(256)
+_NEEDS_VALUES = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.NonConcreteBooleanIndexError,
+)
+_OURS = tuple(os.path.dirname(m.__file__ or "") + os.sep for m in (jax, np, closures))
+_CONCRETE: set[type] = set()  # the types of concrete arrays (found on first use: no device work at import)
+
+
+@contextlib.contextmanager
+def eager() -> Iterator[None]:
+    """Within the block, ``tk.gradient`` & co. run eagerly, as plain JAX, without compiling or caching.
+
+    For debugging (a breakpoint or a print inside the function then runs every
+    call) or to compare against the compiled result.
+
+    Example:
+        >>> import jax.numpy as jnp, toolkit as tk
+        >>> with tk.eager():
+        ...     tk.gradient(lambda x: jnp.sum(x**2), jnp.array([1.0, 2.0]))
+        (Array([2., 4.], dtype=float32),)
+    """
+    _LOCAL.eager = getattr(_LOCAL, "eager", 0) + 1
+    try:
+        yield
+    finally:
+        _LOCAL.eager -= 1
+
+
+class _Entry:
+    """One cached program: the jitted function, and whether the call runs eagerly instead."""
+
+    __slots__ = ("program", "runs_eagerly", "static")
+
+    def __init__(self, body: Callable[..., Any]):
+        self.runs_eagerly = False
+        self.static: tuple[Any, list[Any], list[bool] | None] | None = (
+            None  # the output's structure and non-array leaves
+        )
+        self.program = jax.jit(_program(self, body))
+
+
+def _program(entry: _Entry, body: Callable[..., Any]) -> Callable[..., Any]:
+    """The traced function: the call rebuilt from its parts' replacement arrays; array outputs only."""
+
+    def program(arrays: tuple[Any, ...]) -> list[Any]:
+        with _LOCAL.captured.reading(arrays) as values:
+            out = body(*values)
+        leaves, treedef = jax.tree.flatten(out)
+        dynamic = [isinstance(leaf, jax.Array) for leaf in leaves]
+        static = [None if d else leaf for leaf, d in zip(leaves, dynamic)]
+        entry.static = (treedef, static, None if all(dynamic) else dynamic)
+        return [leaf for leaf, d in zip(leaves, dynamic) if d]
+
+    program.__name__ = program.__qualname__ = getattr(body, "__name__", "program")
+    return program
+
+
+def call(caller: str, name: str, body: Callable[..., Any], *values: Any) -> Any:
+    """``body(*values)``, compiled and cached; ``caller`` (the public function) and ``name`` (the user's) for warnings.
+
+    ``body`` must be a toolkit function (it is part of the key); ``values`` are
+    whatever it needs (functions, pytrees, optimisers). Its output may be any
+    pytree: array leaves come out of the compiled program, other leaves as the
+    trace left them (they cannot depend on the arrays' values).
+    """
+    if getattr(_LOCAL, "eager", 0):
+        return body(*values)
+    captured = closures.capture(values)
+    if not _all_concrete(captured.arrays):  # under an outer transformation: traced into it, nothing cached
+        return body(*values)
+    try:
+        key = Key((body, captured.key, jax.dtypes.canonicalize_dtype(np.float64)))
+    except TypeError:  # something in the key does not hash: not cached
+        return body(*values)
+    entry = _CACHE.get(key) or _CACHE.put(key, _Entry(body))
+    if entry.runs_eagerly:
+        return body(*values)
+    if captured.effects:
+        entry.runs_eagerly = True
+        _warn_effects(caller, name, captured.effects)
+        return body(*values)
+    return _run(caller, name, entry, captured, body, values)
+
+
+def _run(caller: str, name: str, entry: _Entry, captured: closures.Captured, body: Callable, values: tuple) -> Any:
+    previous = getattr(_LOCAL, "captured", None)
+    _LOCAL.captured = captured
+    try:
+        leaves = entry.program(captured.arrays)
+    except _NEEDS_VALUES as error:
+        result = body(*values)  # eagerly: an error here is the one an eager call gives, and propagates
+        entry.runs_eagerly = True
+        _warn_needs_values(caller, name, error)
+        return result
+    finally:
+        _LOCAL.captured = previous
+    assert entry.static is not None  # set when traced, which the first call did
+    treedef, static, dynamic = entry.static
+    if dynamic is None:  # every output leaf an array
+        return jax.tree.unflatten(treedef, leaves)
+    produced = iter(leaves)
+    return jax.tree.unflatten(treedef, [next(produced) if d else s for s, d in zip(static, dynamic)])
+
+
+def _all_concrete(arrays: tuple[Any, ...]) -> bool:
+    if not _CONCRETE:
+        _CONCRETE.update({np.ndarray, type(jnp.zeros(())), type(jax.random.key(0))})
+    return all(type(a) in _CONCRETE for a in arrays)
+
+
+def _user_line(error: BaseException) -> str:
+    """``file:line`` of the last frame of the traceback outside JAX, NumPy and toolkit (the user's line)."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith(_OURS)]
+    if not frames:
+        return "a line inside a library"
+    frame = frames[-1]
+    return f"{frame.filename}:{frame.lineno} ({(frame.line or '').strip()})"
+
+
+def _warn_needs_values(caller: str, name: str, error: BaseException) -> None:
+    warnings.warn(
+        f"{caller} runs {name} eagerly from now on (re-traced on every call, about 100x slower): "
+        f"{_user_line(error)} needs a concrete value ({type(error).__name__}). To run it compiled, use "
+        f"jnp.where or jax.lax.cond instead of a Python `if` on values, and keep values as arrays (no .item(), "
+        f"float(x) or NumPy calls on them). Inside `with tk.eager():` it runs eagerly without this warning.",
+        EagerFallbackWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_effects(caller: str, name: str, effects: tuple[Any, ...]) -> None:
+    shown = "; ".join(map(str, effects[:3])) + ("; ..." if len(effects) > 3 else "")
+    warnings.warn(
+        f"{caller} runs {name} eagerly (re-traced on every call, about 100x slower) because it has side effects "
+        f"that a compiled program would do only once, when traced: {shown}. To run it compiled, print with "
+        f"jax.debug.print and return values instead of storing them. Inside `with tk.eager():` it runs "
+        f"eagerly without this warning.",
+        EagerFallbackWarning,
+        stacklevel=4,
+    )
