@@ -111,8 +111,9 @@ def _program(entry: _Entry, body: Callable[..., Any]) -> Callable[..., Any]:
     return program
 
 
-def call(caller: str, name: str, body: Callable[..., Any], *values: Any) -> Any:
-    """``body(*values)``, compiled and cached; ``caller`` (the public function) and ``name`` (the user's) for warnings.
+def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any:
+    """``body(*values)``, compiled and cached; ``caller`` (the public function) and ``named`` (the user's function
+    or optimiser) name what runs in warnings.
 
     ``body`` must be a toolkit function (it is part of the key); ``values`` are
     whatever it needs (functions, pytrees, optimisers). Its output may be any
@@ -133,12 +134,18 @@ def call(caller: str, name: str, body: Callable[..., Any], *values: Any) -> Any:
         return body(*values)
     if captured.effects:
         entry.runs_eagerly = True
-        _warn_effects(caller, name, captured.effects)
+        _warn_effects(caller, _name(named), captured.effects)
         return body(*values)
-    return _run(caller, name, entry, captured, body, values)
+    return _run(caller, named, entry, captured, body, values)
 
 
-def _run(caller: str, name: str, entry: _Entry, captured: closures.Captured, body: Callable, values: tuple) -> Any:
+def _name(named: Any) -> str:
+    if hasattr(named, "init") and hasattr(named, "update"):
+        return f"the step of {type(named).__name__}"
+    return getattr(named, "__qualname__", None) or getattr(named, "__name__", None) or type(named).__name__
+
+
+def _run(caller: str, named: Any, entry: _Entry, captured: closures.Captured, body: Callable, values: tuple) -> Any:
     previous = getattr(_LOCAL, "captured", None)
     _LOCAL.captured = captured
     try:
@@ -146,7 +153,7 @@ def _run(caller: str, name: str, entry: _Entry, captured: closures.Captured, bod
     except _NEEDS_VALUES as error:
         result = body(*values)  # eagerly: an error here is the one an eager call gives, and propagates
         entry.runs_eagerly = True
-        _warn_needs_values(caller, name, error)
+        _warn_needs_values(caller, _name(named), error)
         return result
     finally:
         _LOCAL.captured = previous

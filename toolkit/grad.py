@@ -209,10 +209,6 @@ def _implicit(caller: str, args: tuple[Any, ...]) -> Params | None:
     return args[0]
 
 
-def _name(f: Any) -> str:
-    return getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or type(f).__name__
-
-
 def _of_boxes(caller: str, f: Callable, params: Params) -> Callable:
     """The zero-argument ``f`` reading ``params`` as a function of the boxes' values (the explicit form)."""
     _check_f(caller, f, 0, implicit=True)
@@ -244,9 +240,9 @@ def _value_and_gradient(caller: str, f: Callable[..., Any], args: tuple[Any, ...
     params = _implicit(caller, args)
     if params is not None:  # Zygote's implicit form: gradient(() -> loss, ps)
         body = _implicit_value_and_gradient
-        value, grads, aux = compiled.call(caller, _name(f), body, caller, f, params, params.values(), has_aux)
+        value, grads, aux = compiled.call(caller, f, body, caller, f, params, params.values(), has_aux)
         return value, Grads(params, grads), aux
-    return compiled.call(caller, _name(f), _explicit_value_and_gradient, caller, f, args, has_aux)
+    return compiled.call(caller, f, _explicit_value_and_gradient, caller, f, args, has_aux)
 
 
 def withgradient(f: Callable[..., Any], *args: Any, has_aux: bool = False) -> tuple[Any, tuple[Any, ...] | Grads]:
@@ -325,7 +321,7 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tu
     if params is not None:  # Zygote's implicit form: pullback(() -> y, ps); back(Δ) gives Grads
         out, back_values = pullback(_of_boxes("tk.pullback", f, params), *params.values())
         return out, lambda Δ: Grads(params, back_values(Δ))
-    out, vjp, has_grad = compiled.call("tk.pullback", _name(f), _pullback_forward, f, args)
+    out, vjp, has_grad = compiled.call("tk.pullback", f, _pullback_forward, f, args)
     out_leaves, out_tree = jax.tree.flatten(out)
 
     def back(Δ: Any) -> tuple[Any, ...]:
@@ -338,7 +334,7 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], tu
         cast = zygote_convention(
             jax.tree.unflatten(out_tree, [jnp.asarray(d, jnp.result_type(o)) for o, d in zip(out_leaves, leaves)])
         )
-        cotangents = compiled.call("tk.pullback", "back", _apply, vjp, cast)
+        cotangents = compiled.call("tk.pullback", back, _apply, vjp, cast)
         return tuple(c if has else None for c, has in zip(zygote_convention(cotangents), has_grad))
 
     return out, back
@@ -357,7 +353,7 @@ def jacobian(f: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
                [0., 4.]], dtype=float32),)
     """
     _explicit_only("tk.jacobian", args)
-    return compiled.call("tk.jacobian", _name(f), _jacobian, f, args)
+    return compiled.call("tk.jacobian", f, _jacobian, f, args)
 
 
 def _jacobian(f: Callable, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -378,7 +374,7 @@ def hessian(f: Callable[..., Any], x: Any) -> Any:
                [ 0., 12.]], dtype=float32)
     """
     _explicit_only("tk.hessian", (x,))
-    return compiled.call("tk.hessian", _name(f), _hessian, f, x)
+    return compiled.call("tk.hessian", f, _hessian, f, x)
 
 
 def _hessian(f: Callable, x: Any) -> Any:

@@ -136,8 +136,18 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
         {'n': 3, 'w': Array([0.25, 0.5 ], dtype=float32)}
     """
     check_optimiser(opt, "tk.update")
-    new, state = compiled.call("tk.update", _name(opt), _step, "tk.update", opt, state, params, grads)
-    return filters.combine(new, filters.partition(params)[1]), state
+    new, state = compiled.call("tk.update", opt, _step, "tk.update", opt, state, params, grads)
+    return _with_rest(new, params), state
+
+
+_FLOATS = frozenset(map(np.dtype, ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")))
+
+
+def _with_rest(new: Any, params: Any) -> Any:
+    """The optimised float leaves ``new`` with the other leaves of ``params`` put back as they were."""
+    if all(isinstance(leaf, jax.Array) and leaf.dtype in _FLOATS for leaf in jax.tree.leaves(params)):
+        return new  # nothing else: the usual case, kept fast
+    return filters.combine(new, filters.partition(params)[1])
 
 
 def _step(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> tuple[Any, Any]:
@@ -146,10 +156,6 @@ def _step(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> tuple[A
     _check_state(caller, opt, state, diff)
     updates, state = opt.update(float_grads(params, grads, caller), state, diff)
     return optax.apply_updates(diff, updates), state
-
-
-def _name(opt: Any) -> str:
-    return f"the optimiser's step ({type(opt).__name__})"
 
 
 _STATE_SHAPES: collections.OrderedDict = collections.OrderedDict()  # (opt, params' shapes) -> the state's shapes
@@ -260,7 +266,7 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
             "tk.update_: the boxes in ps changed structure, shape or dtype since this optimiser's state was made; "
             "use a fresh optimiser object (e.g. tk.Momentum()) for the new shapes."
         )
-    new, record.state = compiled.call("tk.update_", _name(opt), _step, "tk.update_", opt, record.state, values, grads)
+    new, record.state = compiled.call("tk.update_", opt, _step, "tk.update_", opt, record.state, values, grads)
     ps.assign(new if record.all_float else filters.combine(new, filters.partition(values)[1]))
     states[id(opt)] = record
 
