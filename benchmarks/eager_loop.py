@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -42,6 +43,9 @@ import optax
 
 import toolkit as tk
 from toolkit.colour import RGB, colordiff
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/_record.py
+from _record import record  # noqa: E402
 
 TARGET_KEY, START_KEY, X_KEY = jax.random.split(jax.random.key(0), 3)
 TARGET = jax.random.uniform(TARGET_KEY, (3, 3))
@@ -312,6 +316,7 @@ def main() -> None:
             for name, t in times.items():
                 ratio = t / base
                 target = _verdict(name, ratio)
+                _record(problem, mode, name, t, ratio)
                 print(f"{problem:9} {mode:10} {name:22} {t:9.1f} {ratio:7.1f}x  {target}")
         if variants(problem)["pytorch eager"] is None and problem == "implicit":
             print(f"{'':9} {'':10} {'pytorch eager':22} {'(not installed)':>18}")
@@ -321,8 +326,20 @@ def main() -> None:
         f"fixed overhead per call: tk.gradient {tk_us:.1f} µs against the jitted gradient alone {jit_us:.1f} µs: "
         f"{tk_us - jit_us:.1f} µs for capturing the call and finding its program"
     )
+    record("tk.gradient: fixed overhead per call", tk_us - jit_us, "µs")
     seconds, close = seed_literal(args.seed_steps)
     print(f"the seed's literal loop, {args.seed_steps} steps: {seconds:.2f} s, z ≈ z′: {close}")
+    record(f"the seed's literal loop, {args.seed_steps} steps", seconds, "s", "< 10 s, z ≈ z′", seconds < 10 and close)
+
+
+def _record(problem: str, mode: str, name: str, t: float, ratio: float) -> None:
+    where = f"{problem}, x by {mode}"
+    if name in ("toolkit eager", "jax.grad+optax eager"):
+        record(f"{where}: {name} / toolkit", ratio, "x", ">= 100x", ratio >= 100)
+    elif name == "hand-jitted step":
+        record(f"{where}: toolkit / hand-jitted step", 1 / ratio, "x", "<= 2x", 1 / ratio <= 2)
+    elif name == "toolkit":
+        record(f"{where}: toolkit", t, "µs/step")
 
 
 def _verdict(name: str, ratio: float) -> str:

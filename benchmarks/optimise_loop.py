@@ -88,6 +88,7 @@ import dataclasses
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -98,6 +99,9 @@ import numpy as np
 import optax
 
 import toolkit as tk
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/_record.py
+from _record import record  # noqa: E402
 
 BASELINE_CALL_US = 285.0  # tk.optimise(steps=1), seed problem, commit 60eb893, 2-core CPU
 BASELINE_STEP_US = 7.6  # the hand-written jitted single step, same run
@@ -319,6 +323,8 @@ def scaling_row(problem: Problem, size: int, batch: int | None, opt_name: str, a
     diff = max(rel_diff(first[0], expert.out[0]), rel_diff(first[1], expert.out[1]))  # params and losses
     ratio, cpu_ratio = ours.median / expert.median, ours.median_cpu / expert.median_cpu
     check = f"ok ({diff:.0e})" if diff <= TOLERANCE else f"WARNING: results differ by {diff:.1e}"
+    label = f"scaling 10^{size} {problem.name} {'full' if batch is None else f'mb {batch}'} {opt_name}: tk / expert"
+    record(label, ratio, "x", f"<= {TARGETS[size]:.2f}x", ratio <= TARGETS[size])
     return (
         f"10^{size} {problem.name:13s} {'full' if batch is None else f'mb {batch}':5s} {opt_name:8s} "
         f"{count(problem.params):>9d} {rounds:3d} {ours.median * 1e3:10.2f} {expert.median * 1e3:10.2f} "
@@ -492,6 +498,8 @@ def part_seed(args) -> None:
         print(f"  check: {name} reaches z′ to {float(jnp.max(jnp.abs(outs[name] - Z_TARGET))):.0e}")
     print(f"  target tk.optimise <= 1.2x (a): {vs_expert:.3f}x -> {verdict(vs_expert <= 1.2)}")
     print(f"  target tk.optimise <= 2x (b):   {vs_floor:.3f}x -> {verdict(vs_floor <= 2)}")
+    record("seed: tk.optimise / vectorised-draw scan", vs_expert, "x", "<= 1.2x", vs_expert <= 1.2)
+    record("seed: tk.optimise / pre-drawn floor", vs_floor, "x", "<= 2x", vs_floor <= 2)
     print(f"  for reference, tk.optimise / (a'), the same outputs by hand: {vs_same:.3f}x\n")
 
 
@@ -532,6 +540,7 @@ def part_fixed(args) -> None:
     print(f"  ratio: {a / b:.1f}x (today's: {BASELINE_CALL_US / BASELINE_STEP_US:.1f}x)")
     print(f"  check: same z: {rel_diff(outs['tk.optimise(steps=1)'], outs['jitted single step']):.0e}")
     target = BASELINE_CALL_US / 2
+    record("fixed cost: tk.optimise(steps=1)", a, "µs", f"<= {target:.0f} µs", a <= target)
     print(
         f"  target <= half of today's {BASELINE_CALL_US:.0f} µs = {target:.0f} µs: {a:.1f} µs -> {verdict(a <= target)}\n"
     )
@@ -559,6 +568,8 @@ def part_blocks(args) -> None:
     for s in counts:
         ratio = t[s].median / base
         target = f"<= {s / 256 + 0.1:.3f} {verdict(ratio <= s / 256 + 0.1)}" if s in (200, 257) else ""
+        if s in (200, 257):
+            record(f"blocks: {s} steps / 256 steps", ratio, "x", f"<= {s / 256 + 0.1:.3f}", ratio <= s / 256 + 0.1)
         print(
             f"  {s:5d} {t[s].median * 1e3:8.3f} {t[s].median / s * 1e6:8.2f} {ratio:9.3f} {s / 256:10.3f}  {target}"
             f"{flag(t[s])}"
@@ -623,6 +634,7 @@ def part_first(args) -> None:
         contenders = {"ours": Contender(cleared(ours)), "theirs": Contender(cleared(theirs))}
         t = interleaved(contenders, args.first_rounds)
         ratio = t["ours"].median / t["theirs"].median
+        record(f"first call: {label}", ratio, "x", "<= 1.5x", ratio <= 1.5)
         print(
             f"  {label:44s} {t['ours'].median:13.3f} {t['theirs'].median:12.3f} {ratio:6.2f}x  {verdict(ratio <= 1.5)}"
         )
