@@ -18,7 +18,13 @@
    computation, and before it (with the two images and Python, JAX and colour-science loaded).
    Target: peak < 4 GiB.
 
-Run: python benchmarks/colour_difference.py [--pairs N] [--repeats R] [--size S]
+3. Accuracy (``--part seam``): float32 CIEDE2000 against colour-science (float64, on the very float32 numbers)
+   on 10^7 random Lab pairs (L* in [0, 100], C* in [0, 130], any hue) and 10^5 pairs whose hues h1', h2' are
+   within 1e-3 degrees of 180 apart (the seam), in both argument orders; and float64 on the seam pairs.
+   Target: max |ΔE difference| <= 1e-3 in float32, <= 1e-9 in float64.
+
+Run: python benchmarks/colour_difference.py [--part all|speed|images|seam] [--pairs N] [--repeats R] [--size S]
+(``all``, the default, is parts 1 and 2.)
 """
 
 from __future__ import annotations
@@ -128,9 +134,60 @@ def images(size: int, rows_per_block: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def polar(L: np.ndarray, C: np.ndarray, h_degrees: np.ndarray) -> np.ndarray:
+    h = np.radians(h_degrees)
+    return np.stack([L, C * np.cos(h), C * np.sin(h)], axis=-1)
+
+
+def seam_pairs(n: int, width: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n Lab pairs whose CIEDE2000 hues h1', h2' are 180° ± up to ``width``° apart (G is set by C1, C2 alone)."""
+    rng = np.random.default_rng(seed)
+    C1, C2 = rng.uniform(0, 130, n), rng.uniform(0, 130, n)
+    lab1 = polar(rng.uniform(0, 100, n), C1, rng.uniform(0, 360, n))
+    mean = (C1 + C2) / 2
+    g = 1 + 0.5 * (1 - np.sqrt(mean**7 / (mean**7 + 25.0**7)))
+    turn = np.arctan2(lab1[:, 2], g * lab1[:, 1]) + np.pi + np.radians(rng.uniform(-width, width, n))
+    direction = np.stack([np.cos(turn) / g, np.sin(turn)], axis=-1)
+    ab2 = direction * (C2 / np.hypot(direction[:, 0], direction[:, 1]))[:, None]
+    return lab1, np.column_stack([rng.uniform(0, 100, n), ab2])
+
+
+def worst_error(lab1: np.ndarray, lab2: np.ndarray, dtype: type) -> tuple[float, int]:
+    """The largest |ΔE00 - colour-science's| over both argument orders, and how many pairs exceed 1e-3."""
+    a, b = lab1.astype(dtype), lab2.astype(dtype)
+    expected = colour_science.delta_E(a.astype(np.float64), b.astype(np.float64), method="CIE 2000")
+    with jax.enable_x64(dtype == np.float64):
+        f = jax.jit(ciede2000)
+        errors = [np.abs(np.asarray(f(x, y), np.float64) - expected) for x, y in ((a, b), (b, a))]
+    error = np.maximum(*errors)
+    return float(error.max()), int((error > 1e-3).sum())
+
+
+def seam(random_pairs: int, seam_pairs_n: int) -> None:
+    chunk = 10**6
+    worst, over = 0.0, 0
+    for start in range(0, random_pairs, chunk):
+        rng = np.random.default_rng(100 + start // chunk)
+        m = min(chunk, random_pairs - start)
+        lab1, lab2 = (polar(rng.uniform(0, 100, m), rng.uniform(0, 130, m), rng.uniform(0, 360, m)) for _ in "12")
+        error, count = worst_error(lab1, lab2, np.float32)
+        worst, over = max(worst, error), over + count
+    print(f"float32, {random_pairs:,} random pairs: max |ΔE00 - colour-science| = {worst:.2e} ({over} pairs > 1e-3)")
+    lab1, lab2 = seam_pairs(seam_pairs_n, 1e-3, seed=7)
+    error, count = worst_error(lab1, lab2, np.float32)
+    print(f"float32, {seam_pairs_n:,} pairs within 1e-3° of the seam: max = {error:.2e} ({count} pairs > 1e-3)")
+    total = max(worst, error)
+    print(f"float32 overall: {total:.2e}; target <= 1e-3: {'met' if total <= 1e-3 else 'MISSED'}")
+    error, _ = worst_error(lab1, lab2, np.float64)
+    print(f"float64, the same seam pairs: max = {error:.2e}; target <= 1e-9: {'met' if error <= 1e-9 else 'MISSED'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["all", "speed", "images", "seam"], default="all")
     parser.add_argument("--pairs", type=int, default=10**6)
+    parser.add_argument("--random-pairs", type=int, default=10**7, help="random pairs for --part seam")
+    parser.add_argument("--seam-pairs", type=int, default=10**5, help="pairs at the seam for --part seam")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--rows-per-block", type=int, default=64)
@@ -141,8 +198,19 @@ def main() -> None:
         return
 
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform.upper()}, colour-science {colour_science.__version__}")
-    print(f"1. {args.pairs:,} random Lab pairs; median of {args.repeats} runs, best of {ROUNDS} interleaved rounds")
-    best = speed(args.pairs, args.repeats)
+    if args.part == "seam":
+        print("3. float32 CIEDE2000 against colour-science (float64) on the same numbers")
+        seam(args.random_pairs, args.seam_pairs)
+        return
+    if args.part in ("all", "speed"):
+        speed_table(args.pairs, args.repeats)
+    if args.part in ("all", "images"):
+        image_table(args.size, args.rows_per_block)
+
+
+def speed_table(pairs: int, repeats: int) -> None:
+    print(f"1. {pairs:,} random Lab pairs; median of {repeats} runs, best of {ROUNDS} interleaved rounds")
+    best = speed(pairs, repeats)
     reference = best["colour-science delta_E CIE 2000 (float64 NumPy)"]
     targets = {
         "toolkit ciede2000 forward (float32, jit)": 3.0,
@@ -155,11 +223,13 @@ def main() -> None:
         verdict = "" if target is None else f">= {target:g}x {'met' if ratio >= target else 'MISSED'}"
         print(f"{name:56s} {seconds * 1e3:8.1f}ms {ratio:27.2f}x {verdict:>8s}")
 
+
+def image_table(size: int, rows_per_block: int) -> None:
     print(
-        f"\n2. value and gradient of the mean ΔE00 between two {args.size}x{args.size} sRGB images "
-        f"(lax.map over blocks of {args.rows_per_block} rows, jax.checkpoint), fresh subprocess"
+        f"\n2. value and gradient of the mean ΔE00 between two {size}x{size} sRGB images "
+        f"(lax.map over blocks of {rows_per_block} rows, jax.checkpoint), fresh subprocess"
     )
-    result = images(args.size, args.rows_per_block)
+    result = images(size, rows_per_block)
     gib = 1024**2
     print(f"mean ΔE00 = {result['value']:.4f}; gradients finite: {result['finite']}")
     print(f"time: {result['first_s']:.1f} s with compilation, {result['second_s']:.1f} s without")

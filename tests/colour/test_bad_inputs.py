@@ -215,10 +215,9 @@ def mirrored(cctf: Any) -> Any:
 
 @functools.cache
 def cs_space(space: str = "sRGB") -> Any:
-    """colour-science's colourspace, with the exact inverse matrix toolkit uses (see tests/colour/test_convert.py)."""
+    """colour-science's colourspace (its published XYZ-to-RGB matrix, toolkit's default), with mirrored gammas."""
     cs = colour_science.RGB_COLOURSPACES[space].copy()
     cs.cctf_decoding, cs.cctf_encoding = mirrored(cs.cctf_decoding), mirrored(cs.cctf_encoding)
-    cs.matrix_XYZ_to_RGB = np.linalg.inv(cs.matrix_RGB_to_XYZ)
     return cs
 
 
@@ -419,7 +418,7 @@ def np_rgb_to_xyz(v):
 
 SPECIAL_ORACLE = {  # the plain formula, for ±inf (NumPy's matrix product has no 0 * inf)
     "rgb_to_xyz": np_rgb_to_xyz,
-    "xyz_to_rgb": lambda v: eotf_inverse_sRGB(np.einsum("ij,...j->...i", np.linalg.inv(M_SRGB), v)),
+    "xyz_to_rgb": lambda v: eotf_inverse_sRGB(np.einsum("ij,...j->...i", cs_space().matrix_XYZ_to_RGB, v)),
     "rgb_to_lab": lambda v: colour_science.XYZ_to_Lab(np_rgb_to_xyz(v), D65),
 }
 

@@ -180,10 +180,11 @@ def rotated(lab, degrees):
 
 
 def seam_pairs(n=500, seed=2):
-    """Pairs of exactly opposite colours, (L1, a, b) and (L2, -k·a, -k·b), and which way |h2 - h1| shrinks."""
+    """Pairs of exactly opposite colours, (L1, a, b) and (L2, -k·a, -k·b) with k a power of two (so that they are
+    opposite in binary in float32 and float64 alike), and which way |h2 - h1| shrinks."""
     rng = np.random.default_rng(seed)
     lab1 = polar(rng.uniform(0, 100, n), rng.uniform(1, 130, n), rng.uniform(0, 360, n))
-    k = rng.choice([1.0, rng.uniform(0.05, 3)], n)
+    k = rng.choice([1.0, 0.5, 2.0, 0.125, 4.0], n)
     lab2 = np.stack([rng.uniform(0, 100, n), -k * lab1[:, 1], -k * lab1[:, 2]], axis=-1)
     h1, h2 = primed_hues(lab1, lab2)
     inward = -np.sign(h2 - h1)  # turning colour 2 this way makes |h2 - h1| < 180

@@ -52,10 +52,14 @@ def chroma(a: Any, b: Any, toward_a: Any, toward_b: Any, scale: Any = 1.0) -> ja
 
 @adjoint
 def _cone(a, b, scale, toward_a, toward_b):
-    # sqrt of a sum of squares rather than jnp.hypot: several times cheaper to differentiate, and Lab
-    # values are far from where squaring overflows; chromas below ~1e-19 (float32) round to grey.
+    # sqrt of a sum of squares rather than jnp.hypot: several times cheaper to differentiate. Where the
+    # squares underflow (chromas below ~1e-19 in float32) they are taken again, scaled up by a power of two
+    # (the colour differences scale huge a*, b* down first, see toolkit.colour._scale).
     scaled = scale * a
     c = jnp.sqrt(scaled * scaled + b * b)
+    up = 2.0 ** ((jnp.finfo(c.dtype).maxexp // 2) - 4)  # 2^60 in float32
+    small_a, small_b = scaled * up, b * up
+    c = jnp.where(c < 1 / up, jnp.sqrt(small_a * small_a + small_b * small_b) * (1 / up), c)
     origin = c == 0
     inverse = 1 / jnp.where(origin, 1, c)
     length_squared = toward_a * toward_a + toward_b * toward_b

@@ -39,18 +39,23 @@ Greys stay exactly grey: whenever the reference white is the colourspace's
 white (``reference_white="space"``, or ``"illuminant"`` with a derived
 matrix), every grey ``(g, g, g)``, out-of-range ones included, maps to
 a* = b* = 0 exactly (not merely to rounding), in every dtype, and
-``lab_to_rgb`` maps (L, 0, 0) to an exact grey. The matrix is applied as
+``lab_to_rgb`` maps (L, 0, 0) to an exact grey (for sRGB and Adobe RGB (1998)
+with ``inverse="exact"``: their published inverse does not map their own white
+to (1, 1, 1)). The matrix is applied as
 ``s * g + m0 * (r - g) + m2 * (b - g)``, with the row sums ``s`` equal to 1
 exactly, so a grey's ratios X/Xn, Y/Yn, Z/Zn are all ``g``. (A plain matrix
 product leaves chroma of order 1e-7, and CIEDE2000's gradient near the grey
 axis grows like 1/sqrt(chroma) in a direction set by that noise.)
 
-``xyz_to_rgb`` and ``lab_to_rgb`` use the exact inverse of the forward
-matrix, so round trips are the identity to rounding. For Display P3, BT.709
-and BT.2020 that is colour-science's XYZ-to-RGB matrix; for sRGB and Adobe RGB
-(1998) colour-science uses the standards' separately rounded inverse, which
-disagrees with their forward matrix by up to 4e-5 (sRGB) and 7e-6 (Adobe RGB),
-so results differ from colour-science's ``XYZ_to_RGB`` by that much.
+``xyz_to_rgb`` and ``lab_to_rgb`` apply, by default, the colourspace's
+published XYZ-to-RGB matrix, as colour-science's ``XYZ_to_RGB`` does
+(``inverse="published"``). For Display P3, BT.709 and BT.2020 that is the
+inverse of the forward matrix; sRGB's and Adobe RGB (1998)'s standards round it
+separately, and it disagrees with their forward matrix by up to 4e-5 (sRGB)
+and 7e-6 (Adobe RGB). ``inverse="exact"`` inverts the forward matrix instead,
+so round trips are the identity to rounding (and, with
+``reference_white="space"``, ``lab_to_rgb`` keeps greys exactly grey in those
+two spaces too).
 Round trips through BT.709 and BT.2020 also miss by up to 2.4e-4 for code
 values in [0.081, 0.0812428), where the standards' rounded constants leave a
 gap between the linear and the power segment (colour-science's too).
@@ -89,6 +94,7 @@ from toolkit.colour.types import RGB, XYZ, Channels, Colour, Lab, channels, chec
 __all__ = ["rgb_to_xyz", "xyz_to_rgb", "xyz_to_lab", "lab_to_xyz", "rgb_to_lab", "lab_to_rgb"]
 
 ReferenceWhite = Literal["illuminant", "space"]
+Inverse = Literal["published", "exact"]
 
 # Row sums within this of 1 are rounding error in colour-science's derived
 # matrices (about 1e-16); they are taken as exactly 1 so that greys stay grey.
@@ -123,17 +129,24 @@ def _settings_key(illuminant: Illuminant) -> Any:
 
 
 @functools.cache
-def _constants(space: str, linear: bool, illuminant: Any, observer: str, reference_white: str) -> _Constants:
+def _constants(
+    space: str, linear: bool, illuminant: Any, observer: str, reference_white: str, inverse: str
+) -> _Constants:
     rgb = rgb_space(space, linear)
     target = whitepoint(illuminant, observer)
     to_xyz = adaptation_matrix(rgb.whitepoint, target) @ rgb.matrix
     ratio_white = to_xyz.sum(axis=1) if reference_white == "space" else white_xyz(illuminant, observer)
     to_ratios, to_ratios_sums = _keeping_greys(to_xyz / ratio_white[:, None])
-    from_ratios, from_ratios_sums = _keeping_greys(np.linalg.inv(to_ratios))
+    if inverse == "exact":
+        from_xyz, ratios_inverse = np.linalg.inv(to_xyz), np.linalg.inv(to_ratios)
+    else:  # colour-science's XYZ_to_RGB: adapt to the space's white, then its matrix_XYZ_to_RGB
+        from_xyz = rgb.published_inverse @ adaptation_matrix(target, rgb.whitepoint)
+        ratios_inverse = from_xyz * ratio_white[None, :]
+    from_ratios, from_ratios_sums = _keeping_greys(ratios_inverse)
     return _Constants(
         curve=rgb.curve,
         to_xyz=to_xyz,
-        from_xyz=np.linalg.inv(to_xyz),
+        from_xyz=from_xyz,
         to_ratios=to_ratios,
         to_ratios_sums=to_ratios_sums,
         from_ratios=from_ratios,
@@ -151,7 +164,13 @@ def _keeping_greys(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def lookup(
-    caller: str, space: Any, linear: Any, illuminant: Any, observer: Any, reference_white: Any = "illuminant"
+    caller: str,
+    space: Any,
+    linear: Any,
+    illuminant: Any,
+    observer: Any,
+    reference_white: Any = "illuminant",
+    inverse: Any = "published",
 ) -> _Constants:
     """The constants for these settings, each checked first (errors start with ``caller``, the public function)."""
     if not isinstance(reference_white, str) or reference_white not in ("illuminant", "space"):
@@ -159,9 +178,14 @@ def lookup(
             f"{caller}: reference_white={reference_white!r}: expected 'illuminant' (Lab relative to the illuminant, "
             f"as colour-science) or 'space' (relative to the colourspace's white, RGB (1, 1, 1))."
         )
+    if not isinstance(inverse, str) or inverse not in ("published", "exact"):
+        raise ValueError(
+            f"{caller}: inverse={inverse!r}: expected 'published' (the colourspace's published XYZ-to-RGB matrix, "
+            f"as colour-science) or 'exact' (the exact inverse of the RGB-to-XYZ matrix: exact round trips)."
+        )
     checked_space(caller, space, linear)  # validates space before caching
     checked_whitepoint(caller, illuminant, observer)  # validates illuminant and observer
-    return _constants(space, bool(linear), _settings_key(illuminant), observer, reference_white)
+    return _constants(space, bool(linear), _settings_key(illuminant), observer, reference_white, inverse)
 
 
 # --- elementwise pieces --------------------------------------------------------
@@ -327,18 +351,31 @@ def xyz_to_rgb(
     linear: bool = False,
     illuminant: Illuminant = "D65",
     observer: str = DEFAULT_OBSERVER,
+    inverse: Inverse = "published",
 ) -> Colour:
-    """CIE XYZ under ``illuminant`` to RGB in ``space``: the exact inverse of :func:`rgb_to_xyz`.
+    """CIE XYZ under ``illuminant`` to RGB in ``space``: colour-science's ``XYZ_to_RGB``.
 
-    Out-of-gamut colours give RGB values below 0 or above 1; nothing is clipped.
+    ``inverse="published"`` (default) applies the colourspace's published
+    XYZ-to-RGB matrix, as colour-science and the standards do: for sRGB (IEC
+    61966-2-1) and Adobe RGB (1998) it is rounded separately from the RGB-to-XYZ
+    matrix, so it is not quite the inverse of :func:`rgb_to_xyz` (by up to
+    4e-5 in linear sRGB); for the spaces whose matrices colour-science derives
+    (Display P3, BT.709, BT.2020, ...) it is the inverse. ``inverse="exact"``
+    inverts :func:`rgb_to_xyz`'s matrix instead, so round trips are the identity
+    to rounding. Out-of-gamut colours give RGB values below 0 or above 1;
+    nothing is clipped.
 
     Example:
         >>> import jax.numpy as jnp
         >>> from toolkit.colour import xyz_to_rgb
-        >>> [round(v, 4) for v in xyz_to_rgb(jnp.array([0.9505, 1.0, 1.089])).tolist()]
+        >>> white = jnp.array([0.9505, 1.0, 1.089])  # sRGB's white: RGB (1, 1, 1) through its forward matrix
+        >>> [round(v, 5) for v in xyz_to_rgb(white, linear=True).tolist()]  # the published inverse
+        [1.00002, 1.00005, 1.00002]
+        >>> [round(v, 5) for v in xyz_to_rgb(white, linear=True, inverse="exact").tolist()]
         [1.0, 1.0, 1.0]
     """
-    return _run(_xyz_to_rgb, lookup("xyz_to_rgb", space, linear, illuminant, observer), xyz, XYZ, "xyz_to_rgb", "xyz")
+    constants = lookup("xyz_to_rgb", space, linear, illuminant, observer, inverse=inverse)
+    return _run(_xyz_to_rgb, constants, xyz, XYZ, "xyz_to_rgb", "xyz")
 
 
 def xyz_to_lab(xyz: Colour, *, illuminant: Illuminant = "D65", observer: str = DEFAULT_OBSERVER) -> Colour:
@@ -406,16 +443,26 @@ def lab_to_rgb(
     illuminant: Illuminant = "D65",
     observer: str = DEFAULT_OBSERVER,
     reference_white: ReferenceWhite = "illuminant",
+    inverse: Inverse = "published",
 ) -> Colour:
-    """CIE 1976 L*a*b* to RGB in ``space``: the exact inverse of :func:`rgb_to_lab` with the same settings.
+    """CIE 1976 L*a*b* to RGB in ``space``: colour-science's ``XYZ_to_RGB(Lab_to_XYZ(lab))`` in one pass.
 
-    Out-of-gamut colours give RGB values below 0 or above 1; nothing is clipped.
+    ``inverse`` as for :func:`xyz_to_rgb`: with ``"exact"`` it is the exact
+    inverse of :func:`rgb_to_lab` with the same settings (greys stay grey as the
+    module's documentation says); with ``"published"`` (default) sRGB and Adobe RGB (1998) use
+    their published, separately rounded XYZ-to-RGB matrix, as colour-science
+    does. Out-of-gamut colours give RGB values below 0 or above 1; nothing is
+    clipped.
 
     Example:
         >>> import jax.numpy as jnp
         >>> from toolkit.colour import lab_to_rgb
         >>> [round(v, 3) + 0.0 for v in lab_to_rgb(jnp.array([53.2329, 80.1112, 67.2237])).tolist()]
         [1.0, 0.0, 0.0]
+        >>> from toolkit.colour import rgb_to_lab
+        >>> rgb = jnp.array([0.2, 0.5, 0.9])
+        >>> float(jnp.abs(lab_to_rgb(rgb_to_lab(rgb), inverse="exact") - rgb).max()) < 1e-6
+        True
     """
-    constants = lookup("lab_to_rgb", space, linear, illuminant, observer, reference_white)
+    constants = lookup("lab_to_rgb", space, linear, illuminant, observer, reference_white, inverse)
     return _run(_lab_to_rgb, constants, lab, Lab, "lab_to_rgb", "lab")

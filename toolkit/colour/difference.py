@@ -33,6 +33,12 @@ and rounded once (see :mod:`toolkit.colour` on dtypes).
 * along CIEDE2000's 180° seam and the branch points of CMC (see each metric):
   the gradient is that of the branch the standard selects.
 
+**Huge values.** Every finite input gives a finite value (where ΔE itself is
+representable) and finite gradients: a* and b* beyond 2^40 are divided by a
+power of two before they are squared, lightness differences are taken in
+halves, and the terms are combined as ``hypot`` combines
+(``toolkit.colour._scale``).
+
 Near (not on) the grey axis CIEDE2000's true gradient grows like
 ``sqrt(C_other / C)`` in the hue direction when its rotation term R_T is not 0
 (hues near 275°): that is the formula's own behaviour, finite for any chroma
@@ -65,7 +71,8 @@ from toolkit._show import describe
 from toolkit.adjoints import adjoint
 from toolkit.colour._chroma import chroma
 from toolkit.colour._dtypes import as_they_are, cast, needs_cast, promoted, working_dtype
-from toolkit.colour._hue import hue, hue_difference, mean_hue, shared_hues
+from toolkit.colour._hue import hue, hue_difference, mean_hue, shared_hues, wraps
+from toolkit.colour._scale import chroma_scale, cross, norm3, rescaled
 from toolkit.colour.convert import lookup, rgb_to_lab, xyz_to_lab
 from toolkit.colour.spaces import DEFAULT_OBSERVER
 from toolkit.colour.types import RGB, XYZ, Lab, batch_shape, channels, checked, well_formed
@@ -258,27 +265,39 @@ def _hue_weight(h: jax.Array) -> jax.Array:
     )
 
 
+def _lightness_weight(L1: jax.Array, L2: jax.Array) -> jax.Array:
+    """S_L of CIEDE2000, 1 + 0.015·(L̄' - 50)² / sqrt(20 + (L̄' - 50)²), written so that no square overflows.
+
+    As t·w with t = |L̄' - 50| and w = t / sqrt(20 + t²) (w is 1 to rounding from
+    t = 2^40, where t is capped inside w).
+    """
+    t = jnp.abs(L1 / 2 + L2 / 2 - 50)  # not 0.5 * L1 + 0.5 * L2, which XLA factors into 0.5 * (L1 + L2)
+    capped = jnp.minimum(t, 2.0**40)
+    return 1 + 0.015 * t * (capped / jnp.sqrt(20 + capped * capped))
+
+
 def _ciede2000(lab1: Any, lab2: Any, kL: Any, kC: Any, kH: Any) -> jax.Array:
     L1, a1, b1, L2, a2, b2 = _pair("ciede2000", ("lab1", "lab2"), lab1, lab2)
+    s, r = chroma_scale(a1, b1, a2, b2)  # a*, b* divided by s (exactly): chromas below are in units of s
+    a1, b1, a2, b2 = a1 * r, b1 * r, a2 * r, b2 * r
     mean_chroma = (chroma(a1, b1, a2, b2) + chroma(a2, b2, a1, b1)) / 2
-    scale = 1 + 0.5 * (1 - _saturating(mean_chroma))  # 1 + G: stretches a* near the grey axis
+    scale = 1 + 0.5 * (1 - _saturating(jnp.minimum(mean_chroma * s, 1e5)))  # 1 + G: stretches a* near grey
     C1, C2 = chroma(a1, b1, a2, b2, scale), chroma(a2, b2, a1, b1, scale)
     h1, h2 = shared_hues(hue(b1, scale * a1), hue(b2, scale * a2), C1 == 0, C2 == 0)
+    wrapped = wraps(h1, h2, cross(a1, b1, a2, b2))
 
-    dL = L2 - L1
     dC = C2 - C1
-    dH = 2 * safe.sqrt(C1 * C2) * jnp.sin(jnp.radians(hue_difference(h1, h2) / 2))
-
-    L_mean, C_mean, h_mean = (L1 + L2) / 2, (C1 + C2) / 2, mean_hue(h1, h2)
-    L50 = (L_mean - 50) ** 2
-    S_L = 1 + 0.015 * L50 / jnp.sqrt(20 + L50)
-    S_C = 1 + 0.045 * C_mean
-    S_H = 1 + 0.015 * C_mean * _hue_weight(h_mean)
+    dH = 2 * safe.sqrt(C1 * C2) * jnp.sin(jnp.radians(hue_difference(h1, h2, wrapped) / 2))
+    C_mean, h_mean = (C1 + C2) / 2, mean_hue(h1, h2, wrapped)
+    S_C = r + 0.045 * C_mean  # S_C / s, and S_H / s
+    S_H = r + 0.015 * C_mean * _hue_weight(h_mean)
     rotation = 30 * jnp.exp(-(((h_mean - 275) / 25) ** 2))
-    R_T = -jnp.sin(jnp.radians(2 * rotation)) * 2 * _saturating(C_mean)
+    R_T = -jnp.sin(jnp.radians(2 * rotation)) * 2 * _saturating(jnp.minimum(C_mean * s, 1e5))
 
-    l, c, h = dL / (kL * S_L), dC / (kC * S_C), dH / (kH * S_H)  # noqa: E741 (the standard's names)
-    return safe.sqrt(l * l + c * c + h * h + R_T * c * h)
+    # Halves of the standard's three terms (so that L2 - L1 cannot overflow), combined as hypot combines.
+    l = (L2 / 2 - L1 / 2) / (kL * _lightness_weight(L1, L2))  # noqa: E741 (the standard's names)
+    c, h = 0.5 * dC / (kC * S_C), 0.5 * dH / (kH * S_H)
+    return 2 * norm3(l, c, h, R_T)
 
 
 _ciede2000_compiled = jax.jit(_ciede2000)
@@ -296,13 +315,25 @@ def ciede2000(lab1: Any, lab2: Any, kL: Any = 1.0, kC: Any = 1.0, kH: Any = 1.0)
     exactly opposite, and ΔE00 with it (by up to about 50 at high chroma). At a
     difference of exactly 180° the standard's "≤ 180°" case applies, so the value
     (and the gradient) there is the limit from the side where |Δh'| < 180°.
-    Swapping the arguments does not change the value, at the seam too. Exactly
-    opposite colours, (a*, b*) and (-k·a*, -k·b*), get hue angles that can round
-    to either side of 180°, so hue differences within 4·360·ε (ε the machine
-    epsilon) of ±180° count as exactly ±180°: opposite colours always get the
-    standard's value, among them Sharma et al.'s pairs 10 and 14 (7.1792 and
-    4.8045, in float32 and float64). Within that slack (3e-13° in float64) a pair
-    may get the other side's value than colour-science, which compares exactly.
+    Swapping the arguments does not change the value, at the seam too. The side
+    of the seam is read from the colours' values, not from their rounded hue
+    angles (which round by about 1e-5° in float32): from the sign of
+    a1·b2 - b1·a2, computed to about ε² (see ``toolkit.colour._hue.wraps``). So
+    float32 agrees with colour-science's float64 on the same numbers to about
+    1e-4 right up to the seam (measured: 9.5e-5 on 10^5 pairs within 1e-3° of
+    it, 1.2e-4 on 10^7 random pairs; ``benchmarks/colour_difference.py --part
+    seam``). Exactly opposite colours, (a*, b*) and (-k·a*, -k·b*) with k a
+    power of two, get the standard's value, among them Sharma et al.'s pairs 10
+    and 14 (7.1792 and 4.8045, in float32 and float64); colour-science's rounded
+    angles may put them (and pairs within about 1e-13° of the seam) on the other
+    side. (a*, b*) and (-k·a*, -k·b*) for other k are rounded, not quite
+    opposite, and take the side their rounded values lie on.
+
+    **Huge and tiny values.** a*, b* beyond 2^40 are divided by a power of two
+    first (exactly, see ``toolkit.colour._scale``), and the three terms are
+    combined as ``hypot`` combines, so every finite input gives a finite value
+    and finite gradients (``ciede2000([50, 1e30, 0], [50, 0, 0])`` is 44.44 in
+    float32, as colour-science's). Chromas below about 1e-30 (float32) count as grey.
 
     **Gradients** (see the module documentation): 0 at ΔE = 0; at a grey
     colour, along the other colour's hue (a descent direction toward it); the
@@ -321,28 +352,39 @@ def ciede2000(lab1: Any, lab2: Any, kL: Any = 1.0, kC: Any = 1.0, kH: Any = 1.0)
 # --- CIE94 and CMC: reference and sample --------------------------------------------
 
 
-def _hue_difference_squared(a1, b1, C1, a2, b2, C2) -> jax.Array:
-    """ΔH² = Δa² + Δb² - ΔC², computed as the equal 4·C1·C2·sin²(Δh/2).
+def _hue_difference(a1, b1, C1, a2, b2, C2) -> jax.Array:
+    """ΔH = 2·sqrt(C1·C2)·sin(Δh/2), whose square is Δa² + Δb² - ΔC² (the sign does not matter).
 
-    The textbook difference cancels: at equal hues (every grey against any
-    colour, for one) it is rounding noise of either sign, which would need a
-    clip, and a clip that decides on noise can be decided differently by the
-    compiler in the value and in the gradient (we measured gradients off by
-    0.3 that way). The product form is never negative and exactly 0 at equal
-    hues; a grey colour takes the other colour's hue, as in CIEDE2000.
+    The textbook difference Δa² + Δb² - ΔC² cancels: at equal hues (every grey
+    against any colour, for one) it is rounding noise of either sign, which would
+    need a clip, and a clip that decides on noise can be decided differently by
+    the compiler in the value and in the gradient (we measured gradients off by
+    0.3 that way). The product form is exactly 0 at equal hues, and a grey colour
+    takes the other colour's hue, as in CIEDE2000.
     """
     h1, h2 = shared_hues(hue(b1, a1), hue(b2, a2), C1 == 0, C2 == 0)
-    half = jnp.sin(jnp.radians(h2 - h1) / 2)
-    return 4 * C1 * C2 * half * half
+    return 2 * safe.sqrt(C1 * C2) * jnp.sin(jnp.radians(h2 - h1) / 2)
+
+
+def _scaled_chromas(a1, b1, a2, b2) -> tuple[jax.Array, ...]:
+    """s, 1/s and (a1, b1, C1, a2, b2, C2) in units of s (see ``toolkit.colour._scale.chroma_scale``).
+
+    Divided by ``rescaled``: every term computed from them must be multiplied back by ``rescaled(·, s)``.
+    """
+    s, r = chroma_scale(a1, b1, a2, b2)
+    a1, b1, a2, b2 = (rescaled(x, r) for x in (a1, b1, a2, b2))
+    return s, r, a1, b1, chroma(a1, b1, a2, b2), a2, b2, chroma(a2, b2, a1, b1)
 
 
 def _cie94(reference: Any, sample: Any, textiles: bool) -> jax.Array:
     L1, a1, b1, L2, a2, b2 = _pair("cie94", ("reference", "sample"), reference, sample)
     k1, k2, kL = (0.048, 0.014, 2.0) if textiles else (0.045, 0.015, 1.0)
-    C1, C2 = chroma(a1, b1, a2, b2), chroma(a2, b2, a1, b1)
-    S_C, S_H = 1 + k1 * C1, 1 + k2 * C1
-    l, c = (L1 - L2) / kL, (C1 - C2) / S_C  # noqa: E741 (the standard's names)
-    return safe.sqrt(l * l + c * c + _hue_difference_squared(a1, b1, C1, a2, b2, C2) / (S_H * S_H))
+    s, _, a1, b1, C1, a2, b2, C2 = _scaled_chromas(a1, b1, a2, b2)
+    S_C, S_H = 1 + k1 * (C1 * s), 1 + k2 * (C1 * s)  # the reference's chroma, in the colours' units
+    l = (L1 / 2 - L2 / 2) / kL  # noqa: E741 (the standard's names; halves, see _ciede2000)
+    c = rescaled((C1 - C2) / (2 * S_C), s)
+    h = rescaled(_hue_difference(a1, b1, C1, a2, b2, C2) / (2 * S_H), s)
+    return 2 * norm3(l, c, h)
 
 
 _cie94_compiled = jax.jit(_cie94, static_argnums=2)
@@ -357,9 +399,11 @@ def cie94(reference: Any, sample: Any, textiles: bool = False) -> jax.Array:
     Matches colour-science's ``delta_E(reference, sample, method="CIE 1994")``.
 
     Gradients: 0 at ΔE = 0; at a grey colour, along the other colour's hue (a
-    descent direction toward it). ΔH² (Δa² + Δb² - ΔC²) is computed as
-    4·C1·C2·sin²(Δh/2), which is never negative, so it needs neither a square
-    root nor a clip (see ``_hue_difference_squared``).
+    descent direction toward it). ΔH (whose square is Δa² + Δb² - ΔC²) is
+    computed as 2·sqrt(C1·C2)·sin(Δh/2), which needs no clip (see
+    ``_hue_difference``). Finite values and gradients for every finite input, as
+    :func:`ciede2000`; a float32 hue angle is only as fine as ε·C*, so at huge
+    chromas ΔH is as accurate as ε times the chroma.
 
     Example:
         >>> from toolkit.colour import Lab, cie94
@@ -381,14 +425,19 @@ def _cmc_hue_weight(h: jax.Array) -> jax.Array:
 
 def _cmc(reference: Any, sample: Any, l: Any, c: Any) -> jax.Array:  # noqa: E741 (CMC(l:c))
     L1, a1, b1, L2, a2, b2 = _pair("cmc", ("reference", "sample"), reference, sample)
-    C1, C2 = chroma(a1, b1, a2, b2), chroma(a2, b2, a1, b1)
+    s, _, a1, b1, C1, a2, b2, C2 = _scaled_chromas(a1, b1, a2, b2)
     S_L = jnp.where(L1 < 16, 0.511, 0.040975 * L1 / (1 + 0.01765 * L1))
-    S_C = 0.0638 * C1 / (1 + 0.0131 * C1) + 0.638
-    C4 = C1 * C1 * C1 * C1
+    # S_C is its limit 0.638 + 0.0638 / 0.0131 to 1e-18 from C = 1e20; an infinite a* or b* gives NaN, as in
+    # colour-science (inf / inf there): the formula has no value at infinity.
+    weighed = jnp.minimum(C1 * s, 1e20) + 0 * (a1 + b1)
+    S_C = 0.0638 * weighed / (1 + 0.0131 * weighed) + 0.638
+    C4 = jnp.minimum(weighed, 1e5) ** 4  # f is 1 to 1e-17 from C = 1e5; C^4 would overflow float32 at 4e9
     f = safe.sqrt(C4 / (C4 + 1900))
     S_H = S_C * (f * _cmc_hue_weight(hue(b1, a1)) + 1 - f)
-    v_L, v_C = (L1 - L2) / (l * S_L), (C1 - C2) / (c * S_C)
-    return safe.sqrt(v_L * v_L + v_C * v_C + _hue_difference_squared(a1, b1, C1, a2, b2, C2) / (S_H * S_H))
+    v_L = (L1 / 2 - L2 / 2) / (l * S_L)  # halves of the three terms, as in _ciede2000
+    v_C = rescaled((C1 - C2) / (2 * c * S_C), s)
+    v_H = rescaled(_hue_difference(a1, b1, C1, a2, b2, C2) / (2 * S_H), s)
+    return 2 * norm3(v_L, v_C, v_H)
 
 
 _cmc_compiled = jax.jit(_cmc)
@@ -424,7 +473,7 @@ def cmc(reference: Any, sample: Any, l: Any = 2.0, c: Any = 1.0) -> jax.Array:  
 
 def _cie76(lab1: Any, lab2: Any) -> jax.Array:
     L1, a1, b1, L2, a2, b2 = _pair("cie76", ("lab1", "lab2"), lab1, lab2)
-    return safe.norm(jnp.stack([L1 - L2, a1 - a2, b1 - b2], axis=-1), axis=-1)
+    return 2 * norm3(L1 / 2 - L2 / 2, a1 / 2 - a2 / 2, b1 / 2 - b2 / 2)  # halves cannot overflow
 
 
 _cie76_compiled = jax.jit(_cie76)

@@ -74,6 +74,9 @@ class RGBSpace:
     name: str
     matrix: np.ndarray
     """Linear RGB to CIE XYZ under the space's own whitepoint (colour-science's ``matrix_RGB_to_XYZ``)."""
+    published_inverse: np.ndarray
+    """CIE XYZ to linear RGB as colour-science has it (``matrix_XYZ_to_RGB``): for sRGB and Adobe RGB (1998)
+    the standards' inverse, rounded separately from ``matrix``; for the others the inverse of ``matrix``."""
     whitepoint: np.ndarray
     """CIE 1931 ``(x, y)`` chromaticity of the space's white."""
     curve: Curve
@@ -170,6 +173,7 @@ def _rgb_space(name: str, linear: bool) -> RGBSpace | None:
     return RGBSpace(
         name=space.name,
         matrix=np.asarray(space.matrix_RGB_to_XYZ, dtype=np.float64),
+        published_inverse=np.asarray(space.matrix_XYZ_to_RGB, dtype=np.float64),
         whitepoint=np.asarray(space.whitepoint, dtype=np.float64),
         curve=curve,
     )
