@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -44,6 +45,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from toolkit.colour import ciede2000, rgb_to_lab
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/_record.py
+from _record import record  # noqa: E402
 
 ROUNDS = 5
 
@@ -178,8 +182,16 @@ def seam(random_pairs: int, seam_pairs_n: int) -> None:
     print(f"float32, {seam_pairs_n:,} pairs within 1e-3° of the seam: max = {error:.2e} ({count} pairs > 1e-3)")
     total = max(worst, error)
     print(f"float32 overall: {total:.2e}; target <= 1e-3: {'met' if total <= 1e-3 else 'MISSED'}")
+    record(
+        f"ΔE00 float32 vs colour-science, {random_pairs:,} random + {seam_pairs_n:,} seam pairs",
+        total,
+        "",
+        "<= 1e-3",
+        total <= 1e-3,
+    )
     error, _ = worst_error(lab1, lab2, np.float64)
     print(f"float64, the same seam pairs: max = {error:.2e}; target <= 1e-9: {'met' if error <= 1e-9 else 'MISSED'}")
+    record("ΔE00 float64 vs colour-science, seam pairs", error, "", "<= 1e-9", error <= 1e-9)
 
 
 def main() -> None:
@@ -222,6 +234,9 @@ def speed_table(pairs: int, repeats: int) -> None:
         target = targets.get(name)
         verdict = "" if target is None else f">= {target:g}x {'met' if ratio >= target else 'MISSED'}"
         print(f"{name:56s} {seconds * 1e3:8.1f}ms {ratio:27.2f}x {verdict:>8s}")
+        if target is not None:
+            record(f"{name}: speed-up vs colour-science", ratio, "x", f">= {target:g}x", ratio >= target)
+        record(f"{name}: pairs per second", pairs / seconds, "pairs/s")
 
 
 def image_table(size: int, rows_per_block: int) -> None:
@@ -233,6 +248,8 @@ def image_table(size: int, rows_per_block: int) -> None:
     gib = 1024**2
     print(f"mean ΔE00 = {result['value']:.4f}; gradients finite: {result['finite']}")
     print(f"time: {result['first_s']:.1f} s with compilation, {result['second_s']:.1f} s without")
+    record(f"image {size}² value+gradient of mean ΔE00 (no compile)", result["second_s"], "s")
+    record(f"image {size}² peak memory", result["peak_kib"] / gib, "GiB", "< 4 GiB", result["peak_kib"] < 4 * gib)
     print(
         f"peak resident memory: {result['peak_kib'] / gib:.2f} GiB (before the computation, with both images "
         f"loaded: {result['before_kib'] / gib:.2f} GiB); target < 4 GiB: "

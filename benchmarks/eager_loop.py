@@ -5,7 +5,7 @@ rounds, one process):
 
 * implicit: ``gs = tk.gradient(lambda: tk.mse(z.value @ x, target @ x), ps); tk.update_(opt, ps, gs)``
   (Momentum, a 3x3 ``z``, a fresh ``x`` each step, a new lambda each step);
-* explicit: ``(g,) = tk.gradient(loss, z, x); z, state = tk.update(opt, state, z, g)``;
+* explicit: ``(g,) = tk.gradient(lambda z: tk.mse(z @ x, target @ x), z); z, state = tk.update(opt, state, z, g)``;
 * struct: the seed's ``GG`` struct moved onto another with Momentum;
 * colour: the seed's colour loop, ``colour - η * gradient of colordiff(red, colour)``.
 
@@ -104,7 +104,8 @@ def explicit_tk(draws: Draws) -> Callable[[int, int], None]:
     def run(start: int, steps: int) -> None:
         z, state = box["z"], box["state"]
         for i in range(start, start + steps):
-            g, _ = tk.gradient(mse_loss, z, draws(i))
+            x = draws(i)
+            (g,) = tk.gradient(lambda z: tk.mse(z @ x, TARGET @ x), z)
             z, state = tk.update(opt, state, z, g)
         box["z"], box["state"] = jax.block_until_ready(z), state
 

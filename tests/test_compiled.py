@@ -293,3 +293,17 @@ def test_x64_switched_between_calls_gives_each_mode_its_dtype():
         g = tk.gradient(f, 1.5)[0]
         assert g.dtype == jnp.float64 and float(g) == 3.0
     assert tk.gradient(f, 1.5)[0].dtype == jnp.float32
+
+
+def test_what_a_function_reads_off_the_users_own_module_is_never_stale(tmp_path, monkeypatch):
+    (tmp_path / "user_model.py").write_text(
+        "import jax.numpy as jnp\nDATA = jnp.array([1.0, 2.0])\ndef loss(p):\n    return jnp.sum((p - DATA) ** 2)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import user_model  # noqa: PLC0415  (made by this test)
+
+    f = lambda p: user_model.loss(p) + jnp.sum(p * user_model.DATA)  # noqa: E731
+    p = jnp.array([0.5, 0.5])
+    for data in ([1.0, 2.0], [10.0, -20.0]):
+        user_model.DATA = jnp.array(data)  # read through the module, in `loss` and in `f`
+        np.testing.assert_allclose(tk.gradient(f, p)[0], 2 * (np.asarray(p) - data) + np.asarray(data))

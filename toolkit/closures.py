@@ -96,6 +96,48 @@ def _code_names(code: types.CodeType) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+@functools.lru_cache(maxsize=4096)
+def _module_attributes(code: types.CodeType) -> tuple[tuple[str, str], ...]:
+    """``(name, attribute)`` for every ``name.attribute`` the code (and code nested in it) reads off a global
+    or a closure variable (which may be a module: ``import mymodel`` inside a function)."""
+    found: set[tuple[str, str]] = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        instructions = list(dis.get_instructions(current))
+        for ins, following in zip(instructions, instructions[1:]):
+            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF") and following.opname in _ATTRIBUTE_LOADS:
+                found.add((ins.argval, following.argval))
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    return tuple(sorted(found))
+
+
+_ATTRIBUTE_LOADS = ("LOAD_ATTR", "LOAD_METHOD")
+
+
+def _module_named(function: types.FunctionType, name: str) -> types.ModuleType | None:
+    """The user's own module (not a library's) that ``name`` is in the function's closure or globals, if any."""
+    names = function.__code__.co_freevars
+    if name in names and function.__closure__:
+        try:
+            value = function.__closure__[names.index(name)].cell_contents
+        except ValueError:
+            return None
+    else:
+        value = function.__globals__.get(name)
+    return value if type(value) is types.ModuleType and not _is_library(value) else None
+
+
+def _user_modules(function: types.FunctionType) -> tuple[tuple[str, str, types.ModuleType], ...]:
+    """The ``module.attribute`` reads of the function's code off the user's own modules."""
+    found = []
+    for name, attribute in _module_attributes(function.__code__):
+        module = _module_named(function, name)
+        if module is not None:
+            found.append((name, attribute, module))
+    return tuple(found)
+
+
 _STRONG = (dict, tuple, list, int, str)  # never weakly referenceable (a module's globals: a dict that lives forever)
 
 
@@ -297,6 +339,12 @@ def _function_key(function: types.FunctionType, walk: _Walk, depth: int) -> Any:
         globals_: tuple = ()
     else:
         globals_ = tuple([(name, _key(scope[name], walk, depth + 1)) for name in _global_names(function)])
+        modules = _user_modules(function)  # `mymodel.loss(p)`: what it reads off the user's module, walked too
+        if modules:
+            globals_ += tuple(
+                (name, attribute, _key(getattr(module, attribute, _MISSING), walk, depth + 1))
+                for name, attribute, module in modules
+            )
         if _effects.may_have(function.__code__):
             walk.effects.extend(_effects.of(function))
     return ("function", function.__code__, _scope_identity(scope), cells, defaults, globals_)
@@ -432,6 +480,16 @@ class _Rebuild:
             return types.CellType()
         return types.CellType(self.value(contents, depth))
 
+    def module_views(self, function: types.FunctionType, depth: int) -> dict[str, Any]:
+        """Stand-ins for the user's modules the function reads attributes of, with those attributes rebuilt."""
+        views: dict[str, dict[str, Any]] = {}
+        modules: dict[str, types.ModuleType] = {}
+        for name, attribute, module in _user_modules(function):
+            value = getattr(module, attribute, _MISSING)
+            views.setdefault(name, {})[attribute] = self.value(value, depth + 1)
+            modules[name] = module
+        return {name: _ModuleView(modules[name], attributes) for name, attributes in views.items()}
+
     def function(self, function: types.FunctionType, depth: int) -> types.FunctionType:
         if id(function) in self.done:
             return self.done[id(function)]
@@ -442,7 +500,11 @@ class _Rebuild:
         scope = function.__globals__
         names = () if _is_library(function) else _global_names(function)
         replaced = {name: self.value(scope[name], depth + 1) for name in names}
-        if any(replaced[name] is not scope[name] for name in names):
+        views = {} if _is_library(function) else self.module_views(function, depth)
+        free = function.__code__.co_freevars
+        closure = tuple(types.CellType(views.pop(n)) if n in views else c for n, c in zip(free, closure))
+        replaced.update(views)  # the rest are globals
+        if any(replaced[name] is not scope.get(name) for name in replaced):
             scope = {**scope, **replaced}
         if self.taken == taken:  # it reads no replaced array: the function itself
             self.done[id(function)] = function
@@ -453,6 +515,27 @@ class _Rebuild:
         twin.__qualname__ = function.__qualname__
         self.done[id(function)] = twin
         return twin
+
+
+class _ModuleView:
+    """A user's module as a rebuilt function sees it: some attributes replaced, the rest the module's own."""
+
+    def __init__(self, module: types.ModuleType, attributes: dict[str, Any]):
+        self._module = module
+        self.__dict__.update({k: v for k, v in attributes.items() if v is not _MISSING})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+class _Missing:
+    """An attribute the module does not have (yet): keyed as such, so its arrival compiles anew."""
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
 
 
 @dataclasses.dataclass(frozen=True)
