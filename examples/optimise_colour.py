@@ -33,8 +33,9 @@ gradient shrinks with the distance (δ = 2 keeps the step inside the valley:
 δ > η·|∇ΔE00|²/2 ≈ 1.25). After the same 51 steps ΔE00 ≈ 0.70, and it keeps
 falling (0.06 after 200 steps).
 
-Writes optimise_colour.png (the colour every 5 steps along each run, and
-ΔE00 per step). Run: python examples/optimise_colour.py
+Writes optimise_colour.png: the colour every 5 steps (one strip while the two
+runs agree, one per run from where they part), and ΔE00 per step against the
+just-noticeable difference, ΔE00 = 1. Run: python examples/optimise_colour.py
 """
 
 import time
@@ -119,21 +120,39 @@ def library_run() -> tuple[tk.Result, list[RGB]]:
     return result, path
 
 
+def _swatches(path: list[RGB], steps: list[int]) -> np.ndarray:
+    return np.clip([[float(path[k].r), float(path[k].g), float(path[k].b)] for k in steps], 0, 1)  # display only
+
+
+def _strip(ax, path: list[RGB], steps: list[int], title: str) -> None:
+    ax.imshow(_swatches(path, steps)[None], aspect="auto")
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_xticks(range(len(steps)), [str(k) for k in steps], fontsize=7)
+    ax.set_xlabel("step", fontsize=7, labelpad=1)
+    ax.set_yticks([])
+
+
 def plot(runs: dict[str, list[RGB]], filename: str = "optimise_colour.png") -> None:
-    """A strip of swatches per run (the start, then after steps 1, 6, 11, ...) above the ΔE00 curves."""
-    figure, axes = plt.subplots(len(runs) + 1, 1, figsize=(8, 5.5), gridspec_kw={"height_ratios": [1, 1, 3]})
+    """The colour every 5 steps (one strip while the runs agree, one per run after), above the ΔE00 curves."""
     shown = [0] + list(range(1, STEPS + 1, 5))
-    for ax, (name, path) in zip(axes, runs.items()):
-        swatches = np.clip(
-            [[float(path[k].r), float(path[k].g), float(path[k].b)] for k in shown], 0, 1
-        )  # display only
-        ax.imshow(swatches[None], aspect="auto")
-        ax.set_title(name, fontsize=9, loc="left")
-        ax.set_xticks(range(len(shown)), [str(k) for k in shown], fontsize=7)
-        ax.set_yticks([])
+    paths = list(runs.values())
+    same = [k for k in shown if all(np.allclose(_swatches(p, [k]), _swatches(paths[0], [k]), atol=1e-3) for p in paths)]
+    split = next((i for i, k in enumerate(shown) if k not in same), len(shown))
+    tails = [] if split == len(shown) else list(runs.items())
+    figure, axes = plt.subplots(
+        2 + len(tails),
+        1,
+        figsize=(8, 6 + len(tails) * 0.6),
+        gridspec_kw={"height_ratios": [1] * (1 + len(tails)) + [3]},
+    )
+    figure.suptitle("white → red down the gradient of CIEDE2000", fontsize=11)
+    _strip(axes[0], paths[0], shown[:split], "both runs" if tails else next(iter(runs)))
+    for ax, (name, path) in zip(axes[1:], tails):
+        _strip(ax, path, shown[split:], f"from step {shown[split]}: {name}")
     for name, path in runs.items():
         axes[-1].plot(distances(path), label=name)
     axes[-1].axhline(1.0, color="grey", linestyle=":", linewidth=1)
+    axes[-1].annotate("ΔE00 = 1: just noticeable", (0, 1.0), xytext=(2, 3), textcoords="offset points", fontsize=8)
     axes[-1].set(xlabel="step", ylabel="ΔE00 to red", yscale="log")
     axes[-1].legend(fontsize=8)
     figure.tight_layout()
