@@ -14,6 +14,7 @@ CASES = [
     ("basic_loop.py", "tk.tree.isapprox(z, z′): True"),
     ("sqrt_adjoint.py", "all agree: True"),
     ("optimise_colour.py", "ends within ΔE00 < 1 of red: True"),
+    ("data_parallel.py", "agree: True"),
 ]
 
 

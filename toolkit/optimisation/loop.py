@@ -147,6 +147,7 @@ def optimise(
     if saved is not None and key is None:
         key = saved.key
     source = source_for(data, batch_size, key)
+    _check_placement(params.values() if isinstance(params, Params) else params, None if callable(data) else data)
     if not source.needs_key:
         key = None  # unused, and not saved in checkpoints: resuming must not compare it
     problem = _Problem.of(params, batched)
@@ -265,6 +266,80 @@ def _check_signature(loss: Callable, args: tuple[str, ...], takes_sample: bool) 
                 else "Without data, the loss takes no sample argument."
             )
         ) from None
+
+
+def _spread(leaf: Any) -> bool:
+    """Whether ``leaf`` is an array placed over more than one device (sharded or replicated on a mesh)."""
+    return isinstance(leaf, jax.Array) and len(leaf.sharding.device_set) > 1
+
+
+def _devices(sharding: jax.sharding.Sharding) -> str:
+    return "devices " + ", ".join(str(d.id) for d in sorted(sharding.device_set, key=lambda d: d.id))
+
+
+def _check_placement(values: Any, data: Any) -> None:
+    """Arrays of ``params`` and ``data`` that span several devices must span the same ones (one mesh).
+
+    Costs one look at each leaf's sharding; labels are made only for the error.
+    """
+    leaves = [leaf for leaf in jax.tree.leaves((values, data)) if _spread(leaf)]
+    if all(leaf.sharding.device_set == leaves[0].sharding.device_set for leaf in leaves[1:]):
+        return
+    reference = leaves[0].sharding.device_set
+    spread = [(label, leaf) for label, leaf in filters.labelled_leaves((values, data)) if _spread(leaf)]
+    first, a = spread[0]
+    other, b = next((label, leaf) for label, leaf in spread if leaf.sharding.device_set != reference)
+    raise ValueError(
+        f"tk.optimise: {_root(first)} is placed on {a.sharding} ({_devices(a.sharding)}), but {_root(other)} on "
+        f"{b.sharding} ({_devices(b.sharding)}): parameters and data spread over several devices must be on the "
+        f"same devices (one mesh). Place both on one mesh, e.g. jax.device_put(x, NamedSharding(mesh, spec)) "
+        f"with the mesh of {_root(first)}."
+    )
+
+
+def _root(label: str) -> str:
+    """A leaf of ``(params, data)`` labelled as ``params…`` or ``data…``."""
+    for index, root in (("[0]", "params"), ("[1]", "data")):
+        if label.startswith(index):
+            return root + label[len(index) :]
+    return label
+
+
+def _placements(diff: Any) -> list[Any] | None:
+    """The sharding of each float leaf placed over several devices (None for the others); None if there are none."""
+    shardings = [leaf.sharding if _spread(leaf) else None for leaf in jax.tree.leaves(diff)]
+    return shardings if any(s is not None for s in shardings) else None
+
+
+def _placed(params: Any, placements: list[Any] | None) -> Any:
+    """``params`` with each leaf the user spread over several devices back on its own sharding.
+
+    The partitioner may choose another layout for a loop's carried parameters (a
+    replicated bias coming back split over a ``model`` axis); putting them back
+    keeps ``result.params`` and what the callback sees where the caller put them,
+    and the next chunk's inputs as the first's (one compile). A no-op, with no
+    transfer, when the layout is already that.
+    """
+    if placements is None:
+        return params
+    leaves, treedef = jax.tree.flatten(params)
+    leaves = [
+        leaf if s is None or leaf.sharding.is_equivalent_to(s, leaf.ndim) else jax.device_put(leaf, s)
+        for leaf, s in zip(leaves, placements)
+    ]
+    return jax.tree.unflatten(treedef, leaves)
+
+
+def _state_placed(state: Any, diff: Any, placements: list[Any] | None) -> Any:
+    """The optimiser state with each part shaped like the parameters (momenta, moments) placed as they are."""
+    if placements is None:
+        return state
+    treedef, shapes = jax.tree.structure(diff), [np.shape(leaf) for leaf in jax.tree.leaves(diff)]
+
+    def like_params(node: Any) -> bool:
+        return jax.tree.structure(node) == treedef and [np.shape(x) for x in jax.tree.leaves(node)] == shapes
+
+    return jax.tree.map(lambda n: _placed(n, placements) if like_params(n) else n, state, is_leaf=like_params)
 
 
 def _abstract(x: Any) -> tuple[Any, ...]:
@@ -449,8 +524,37 @@ class _Run(NamedTuple):
 
 
 def _fresh(chunk: Chunk, problem: _Problem, program: programs.Program, loss_dtype: np.dtype) -> Progress:
-    """The state before step 1 (built by one compiled call, reused across calls)."""
-    return chunk.fresh(program, problem.diff, np.dtype(loss_dtype))
+    """The state before step 1 (built by one compiled call, reused across calls), on the parameters' devices.
+
+    A state reused from an earlier call may sit on that call's devices (one
+    device, or another mesh): parts shaped like the parameters take their
+    layout, the rest (step counts, ...) is replicated on the parameters' devices.
+    """
+    fresh = chunk.fresh(program, problem.diff, np.dtype(loss_dtype))
+    leaves = jax.tree.leaves(problem.diff)
+    if not leaves or not isinstance(leaves[0], jax.Array):
+        return fresh
+    home = leaves[0].sharding
+    state = _state_placed(fresh.opt_state, problem.diff, _placements(problem.diff))
+    elsewhere = [x for x in jax.tree.leaves((state, fresh[2:])) if x.sharding.device_set != home.device_set]
+    if not elsewhere:
+        return fresh._replace(opt_state=state)
+    replicated = _replicated_on(home)
+    moved = jax.tree.map(
+        lambda x: x if x.sharding.device_set == home.device_set else jax.device_put(x, replicated),
+        fresh._replace(opt_state=state, params=None),
+    )
+    return moved._replace(params=fresh.params)
+
+
+def _replicated_on(sharding: jax.sharding.Sharding) -> jax.sharding.Sharding:
+    """A sharding that keeps a whole copy on each of ``sharding``'s devices."""
+    if isinstance(sharding, jax.sharding.NamedSharding):
+        return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+    devices = sorted(sharding.device_set, key=lambda d: d.id)
+    if len(devices) == 1:
+        return jax.sharding.SingleDeviceSharding(devices[0])
+    return jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), ("devices",)), jax.sharding.PartitionSpec())
 
 
 def _start(
@@ -493,6 +597,7 @@ class _Driver:
         self.key = key if program.source.needs_key else None
         self.tolerances = np.array([0 if tol is None else tol, 0 if gtol is None else gtol], loss_dtype)
         self.batched = problem.batch is not None
+        self.placements = _placements(problem.diff)
 
     def drive(
         self,
@@ -539,6 +644,11 @@ class _Driver:
             np.array([run.t, end], np.int32),
             self.tolerances,
         )
+        if self.placements is not None:
+            progress = progress._replace(
+                params=_placed(progress.params, self.placements),
+                opt_state=_state_placed(progress.opt_state, self.problem.diff, self.placements),
+            )
         counts, losses = jax.device_get((counts, losses))  # one transfer for t, every status and every step count
         t, status, steps = int(counts[0]), *np.split(counts[1:], 2)
         shape = run.status.shape
