@@ -11,19 +11,20 @@
    with the other variants (in a rotated order each round) so that load from other processes hits all of
    them alike; the table shows each variant's best round, and the ratios are of those.
 
-2. Memory, a pair of 4096x4096 sRGB images (float32): the mean ΔE00 between them and its gradient with
-   respect to both images, by ``jax.value_and_grad`` through ``jax.lax.map`` over blocks of rows (each block
-   under ``jax.checkpoint``, so the backward pass recomputes a block instead of storing its intermediates).
-   It runs in a fresh subprocess, which reports its peak resident memory (``ru_maxrss``) after the
-   computation, and before it (with the two images and Python, JAX and colour-science loaded).
-   Target: peak < 4 GiB.
+2. Images, pairs of 1024², 2048² and 4096² sRGB images (float32): the mean ΔE00 between them and its
+   gradient with respect to both images, four ways: flat (``jax.value_and_grad`` of the mean, every
+   intermediate kept), the old recipe (``jax.lax.map`` over blocks of rows under ``jax.checkpoint``), and
+   ``tk.colour.mean_difference`` (each block's value and per-pixel gradient at once, one pass) under
+   ``jax.jit`` and eagerly. Each runs in a fresh subprocess, which reports its time (after a compiling
+   call) and its peak resident memory (``ru_maxrss``). Target for ``mean_difference``: <= 1.1x the flat
+   time at <= 2.5 GiB peak.
 
 3. Accuracy (``--part seam``): float32 CIEDE2000 against colour-science (float64, on the very float32 numbers)
    on 10^7 random Lab pairs (L* in [0, 100], C* in [0, 130], any hue) and 10^5 pairs whose hues h1', h2' are
    within 1e-3 degrees of 180 apart (the seam), in both argument orders; and float64 on the seam pairs.
    Target: max |ΔE difference| <= 1e-3 in float32, <= 1e-9 in float64.
 
-Run: python benchmarks/colour_difference.py [--part all|speed|images|seam] [--pairs N] [--repeats R] [--size S]
+Run: python benchmarks/colour_difference.py [--part all|speed|images|seam] [--pairs N] [--repeats R] [--sizes 1024,2048]
 (``all``, the default, is parts 1 and 2.)
 """
 
@@ -44,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toolkit.colour import ciede2000, rgb_to_lab
+from toolkit.colour import ciede2000, mean_difference, rgb_to_lab
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/_record.py
 from _record import record  # noqa: E402
@@ -93,23 +94,40 @@ def speed(pairs: int, repeats: int) -> dict[str, float]:
     return best
 
 
-def image_child(size: int, rows_per_block: int) -> None:
+IMAGE_VARIANTS = {
+    "flat": "jax.jit(jax.value_and_grad(mean of colordiff)), every intermediate kept",
+    "checkpointed": "lax.map over blocks of rows under jax.checkpoint (the old recipe)",
+    "mean_difference, jit": "tk.colour.mean_difference under jax.jit(jax.value_and_grad(...))",
+    "mean_difference, eager": "jax.value_and_grad(tk.colour.mean_difference), not jitted",
+}
+
+
+def image_child(size: int, rows_per_block: int, variant: str) -> None:
     """In a fresh process: value and gradient of the mean ΔE00 of two size x size images; prints JSON."""
     rng = np.random.default_rng(1)
     image1 = jnp.asarray(rng.random((size, size, 3), np.float32))
     image2 = jnp.asarray(rng.random((size, size, 3), np.float32))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
+    def flat(a: jax.Array, b: jax.Array) -> jax.Array:
+        return jnp.mean(ciede2000(rgb_to_lab(a), rgb_to_lab(b)))
+
     @jax.checkpoint
     def block_sum(rows1: jax.Array, rows2: jax.Array) -> jax.Array:
         return jnp.sum(ciede2000(rgb_to_lab(rows1), rgb_to_lab(rows2)))
 
-    def mean_difference(a: jax.Array, b: jax.Array) -> jax.Array:
+    def checkpointed(a: jax.Array, b: jax.Array) -> jax.Array:
         blocks = lambda x: x.reshape(size // rows_per_block, rows_per_block, size, 3)  # noqa: E731
         sums = jax.lax.map(lambda pair: block_sum(*pair), (blocks(a), blocks(b)))
         return jnp.sum(sums) / (size * size)
 
-    step = jax.jit(jax.value_and_grad(mean_difference, argnums=(0, 1)))
+    def blocked(a: jax.Array, b: jax.Array) -> jax.Array:
+        return mean_difference(a, b, rows_per_block=rows_per_block)
+
+    chosen = {"flat": flat, "checkpointed": checkpointed}.get(variant, blocked)
+    step = jax.value_and_grad(chosen, argnums=(0, 1))
+    if variant != "mean_difference, eager":
+        step = jax.jit(step)
     start = time.perf_counter()
     value, (grad1, grad2) = jax.block_until_ready(step(image1, image2))
     first = time.perf_counter() - start
@@ -132,9 +150,9 @@ def image_child(size: int, rows_per_block: int) -> None:
     )
 
 
-def images(size: int, rows_per_block: int) -> dict:
+def images(size: int, rows_per_block: int, variant: str) -> dict:
     command = [sys.executable, __file__, "--image-child", "--size", str(size), "--rows-per-block", str(rows_per_block)]
-    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    out = subprocess.run([*command, "--variant", variant], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -201,12 +219,14 @@ def main() -> None:
     parser.add_argument("--random-pairs", type=int, default=10**7, help="random pairs for --part seam")
     parser.add_argument("--seam-pairs", type=int, default=10**5, help="pairs at the seam for --part seam")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--sizes", default="1024,2048,4096", help="image sizes for part 2 (comma-separated)")
+    parser.add_argument("--size", type=int, default=4096, help=argparse.SUPPRESS)
+    parser.add_argument("--variant", default="flat", help=argparse.SUPPRESS)
     parser.add_argument("--rows-per-block", type=int, default=64)
     parser.add_argument("--image-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.image_child:
-        image_child(args.size, args.rows_per_block)
+        image_child(args.size, args.rows_per_block, args.variant)
         return
 
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform.upper()}, colour-science {colour_science.__version__}")
@@ -217,7 +237,7 @@ def main() -> None:
     if args.part in ("all", "speed"):
         speed_table(args.pairs, args.repeats)
     if args.part in ("all", "images"):
-        image_table(args.size, args.rows_per_block)
+        image_table([int(size) for size in args.sizes.split(",")], args.rows_per_block)
 
 
 def speed_table(pairs: int, repeats: int) -> None:
@@ -239,22 +259,27 @@ def speed_table(pairs: int, repeats: int) -> None:
         record(f"{name}: pairs per second", pairs / seconds, "pairs/s")
 
 
-def image_table(size: int, rows_per_block: int) -> None:
+def image_table(sizes: list[int], rows_per_block: int) -> None:
     print(
-        f"\n2. value and gradient of the mean ΔE00 between two {size}x{size} sRGB images "
-        f"(lax.map over blocks of {rows_per_block} rows, jax.checkpoint), fresh subprocess"
+        f"\n2. value and gradient of the mean ΔE00 between two sRGB images, float32, each in a fresh subprocess; "
+        f"blocks of {rows_per_block} rows; time without compilation, peak resident memory"
     )
-    result = images(size, rows_per_block)
+    for name, what in IMAGE_VARIANTS.items():
+        print(f"   {name}: {what}")
+    print(f"{'size':>6s} {'variant':24s} {'time s':>8s} {'vs flat':>8s} {'peak GiB':>9s}  target (mean_difference)")
     gib = 1024**2
-    print(f"mean ΔE00 = {result['value']:.4f}; gradients finite: {result['finite']}")
-    print(f"time: {result['first_s']:.1f} s with compilation, {result['second_s']:.1f} s without")
-    record(f"image {size}² value+gradient of mean ΔE00 (no compile)", result["second_s"], "s")
-    record(f"image {size}² peak memory", result["peak_kib"] / gib, "GiB", "< 4 GiB", result["peak_kib"] < 4 * gib)
-    print(
-        f"peak resident memory: {result['peak_kib'] / gib:.2f} GiB (before the computation, with both images "
-        f"loaded: {result['before_kib'] / gib:.2f} GiB); target < 4 GiB: "
-        f"{'met' if result['peak_kib'] < 4 * gib else 'MISSED'}"
-    )
+    for size in sizes:
+        results = {name: images(size, rows_per_block, name) for name in IMAGE_VARIANTS}
+        flat = results["flat"]["second_s"]
+        for name, result in results.items():
+            ratio, peak = result["second_s"] / flat, result["peak_kib"] / gib
+            target = ""
+            if name.startswith("mean_difference"):
+                met = ratio <= 1.1 and peak <= 2.5 and result["finite"]
+                target = f"<= 1.1x flat, <= 2.5 GiB: {'met' if met else 'MISSED'}"
+                record(f"image {size}²: {name} / flat", ratio, "x", "<= 1.1x", ratio <= 1.1)
+                record(f"image {size}²: {name} peak memory", peak, "GiB", "<= 2.5 GiB", peak <= 2.5)
+            print(f"{size:6d} {name:24s} {result['second_s']:8.2f} {ratio:7.2f}x {peak:9.2f}  {target}")
 
 
 if __name__ == "__main__":
