@@ -48,6 +48,25 @@ checked against the run being resumed, each refusal naming what differs:
   was committed;
 * the key: ``None`` or a ``uint32`` key data array of a key implementation JAX
   knows, and the run's own key where it passes one.
+
+**Sharded runs.** When the run spans processes (``jax.process_count() > 1``) or
+a leaf of its state is split over devices (not fully replicated), the leaves
+are not put in ``run.ckpt``: every process writes the shards its devices hold
+to an orbax-checkpoint folder beside it, ``run.ckpt.arrays.<token>.<n>`` (a new
+one each save, finalised atomically by orbax; see
+``toolkit.optimisation.sharded_checkpoint``), nothing is gathered to one host,
+and then process 0 alone appends the losses and replaces ``run.ckpt`` (format
+version 3), which names the folder and lists each leaf's dtype and shape. The
+folder of the previous save is removed once the new ``run.ckpt`` is in place,
+and folders of runs that are gone are removed like their losses files. Every
+process calls each save (they run in step), and all of them report a failure
+of any part of it. Resuming checks the same things as above (the leaves' paths,
+dtypes and shapes against the listing, and the listing against what the folder
+holds, before anything is read) and reads each leaf straight into the sharding
+the resumed run gives it: a checkpoint written on one mesh resumes on another
+(other device or process counts), and one written on a single device resumes
+on many and the other way round. To copy a sharded checkpoint, copy
+``run.ckpt``, its losses file and its arrays folder.
 """
 
 from __future__ import annotations
@@ -73,6 +92,7 @@ import numpy as np
 from flax import serialization
 
 from toolkit._show import describe
+from toolkit.optimisation import sharded_checkpoint as sharded
 from toolkit.optimisation.chunk import Progress
 from toolkit.optimisation.result import DIVERGED, GTOL, RUNNING, TOL
 from toolkit.params import Params
@@ -88,18 +108,23 @@ IF_EXISTS = "if-exists"  # resume=IF_EXISTS: from the checkpoint file if there i
 
 _FORMAT = "toolkit.optimisation checkpoint"
 _VERSION = 2
+_SHARDED_VERSION = 3  # the leaves in an orbax folder beside the file (sharded runs)
 _CODES = {RUNNING: "running", TOL: "tol", GTOL: "gtol", DIVERGED: "diverged"}
 _SLACK = 2**20  # bytes a checkpoint may take beyond its leaves (names, paths, the structure)
 _PER_LEAF = 2**12
 _STALE_SECONDS = 60  # a temporary file of no known run is left alone this long (it may be a run's first save)
 _TOKEN = r"[0-9a-f]{16}"
 _SIDE_NAME = re.compile(r"[^/\\]+\.losses\." + _TOKEN)
+_ARRAYS_NAME = re.compile(r"[^/\\]+\.arrays\." + _TOKEN + r"\.[0-9]+")
 _BINARY = getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
-    """A run at a chunk boundary: ``t`` steps taken, ``progress`` on the host, the losses so far, the key.
+    """A run at a chunk boundary: ``t`` steps taken, ``progress``, the losses so far, the key.
+
+    ``progress`` may be on the host or on the devices: a run on one device is
+    fetched to the host when it is saved; a sharded one is written where it is.
 
     ``losses`` is the loss history as the pieces the run collected it in (their
     concatenation along the first axis is the history; the first piece fixes the
@@ -410,6 +435,8 @@ class Writer:
         self._failing = False
         self._cleaned = False
         self._size = 0  # the last checkpoint's size in bytes
+        self._arrays: str | None = None  # sharded runs: the arrays folder the last good save names
+        self._saves = 0  # sharded runs: saves begun (numbers each save's arrays folder)
 
     @property
     def side(self) -> str:
@@ -456,20 +483,70 @@ class Writer:
         return ok
 
     def _save(self, snapshot: Snapshot) -> None:
+        if sharded.wanted(snapshot.progress):
+            self._save_sharded(snapshot)
+            return
+        snapshot = dataclasses.replace(snapshot, progress=jax.device_get(snapshot.progress))
+        rows, digest = self._append_losses(snapshot.losses)
+        record = self._record(snapshot, rows, digest.hexdigest())
+        self._replace(serialization.msgpack_serialize(record))
+        self._committed(snapshot, rows, digest, None)
+
+    def _append_losses(self, pieces: Sequence[np.ndarray]) -> tuple[int, Any]:
+        """Append the rows not on disk yet and fsync them: the rows the checkpoint may name, and their digest."""
         fd = self._losses_file()
-        pieces = snapshot.losses
         rows, digest, block = self._new_rows(pieces)
         data = np.ascontiguousarray(block).tobytes()
         _write_all(fd, data, self._rows * _row_bytes(pieces[0]))
         _sync_data(fd)
         digest.update(data)
-        record = self._record(snapshot, rows, digest.hexdigest())
-        self._replace(serialization.msgpack_serialize(record))
+        return rows, digest
+
+    def _committed(self, snapshot: Snapshot, rows: int, digest: Any, arrays: str | None) -> None:
+        """The checkpoint file now names ``rows`` rows and the folder ``arrays``: forget what came before."""
+        pieces = snapshot.losses
         self._rows, self._digest, self._consumed = rows, digest, (len(pieces), pieces[-1])
+        previous, self._arrays = self._arrays, arrays
+        if previous is not None and previous != arrays:
+            sharded.remove(os.path.join(self.folder, previous))  # no longer named: the new file is in place
         self._saved_t = snapshot.t
         if not self._cleaned:
             self._cleaned = True
             self.clean()
+
+    def _save_sharded(self, snapshot: Snapshot) -> None:
+        """Each process writes its shards (orbax), then process 0 the losses and the file; all raise if any part failed."""
+        primary, failure = sharded.is_primary(), None
+        if primary:
+            try:
+                self._losses_file()  # may take another token, which names the arrays folder too
+            except Exception as error:
+                failure = error
+        # one folder name on every process: process 0's token (its losses file's lock covers the folder) and count
+        token = np.frombuffer(bytes.fromhex(self._token), np.uint8)
+        agreed = sharded.agree(np.concatenate([[failure is None, self._saves + 1], token]))
+        self._check_agreed(bool(agreed[0]), failure, "open its losses file")
+        self._saves, token_hex = int(agreed[1]), bytes(agreed[2:].astype(np.uint8)).hex()
+        arrays = f"{self.base}.arrays.{token_hex}.{self._saves}"
+        leaves = jax.tree.leaves(snapshot.progress)
+        sharded.save(os.path.join(self.folder, arrays), leaves)
+        rows, digest = self._rows, self._digest
+        if primary:
+            try:
+                rows, digest = self._append_losses(snapshot.losses)
+                record = self._record(snapshot, rows, digest.hexdigest(), arrays)
+                self._replace(serialization.msgpack_serialize(record))
+            except Exception as error:
+                failure = error
+        self._check_agreed(bool(sharded.agree(np.array([failure is None]))[0]), failure, "write the checkpoint file")
+        self._committed(snapshot, rows, digest, arrays)
+
+    def _check_agreed(self, ok: bool, failure: BaseException | None, what: str) -> None:
+        if ok:
+            return
+        if failure is not None:
+            raise failure
+        raise RuntimeError(f"process 0 could not {what} (its own warning says why)")
 
     def _new_rows(self, pieces: Sequence[np.ndarray]) -> tuple[int, Any, np.ndarray]:
         """The rows not written yet (from the pieces not written yet, so O(new rows)), their count with the old, the digest."""
@@ -481,20 +558,25 @@ class Writer:
         block = np.concatenate(new)[skip:] if new else pieces[0][:0]
         return self._rows + len(block), self._digest.copy(), block
 
-    def _record(self, snapshot: Snapshot, rows: int, digest: str) -> dict[str, Any]:
+    def _record(self, snapshot: Snapshot, rows: int, digest: str, arrays: str | None = None) -> dict[str, Any]:
         flat, treedef = jax.tree_util.tree_flatten_with_path(snapshot.progress)
         if self._layout is None or self._layout[0] != treedef:
             keys = [k for k, _ in flat]
             self._layout = (treedef, _nodes(treedef, keys), [jax.tree_util.keystr(k) for k in keys])
         first = snapshot.losses[0]
+        if arrays is None:
+            content: dict[str, Any] = {"version": _VERSION, "leaves": [np.asarray(leaf) for _, leaf in flat]}
+        else:
+            listing = [[_dtype_name(leaf.dtype), list(np.shape(leaf))] for _, leaf in flat]
+            content = {"version": _SHARDED_VERSION, "arrays": {"folder": arrays, "leaves": listing}}
         return {
             "format": _FORMAT,
-            "version": _VERSION,
+            "version": content["version"],
             "t": int(snapshot.t),
             "optimiser": self.optimiser,
             "nodes": self._layout[1],
             "paths": self._layout[2],
-            "leaves": [np.asarray(leaf) for _, leaf in flat],
+            **{k: v for k, v in content.items() if k != "version"},
             "losses": {
                 "file": self.side,
                 "rows": rows,
@@ -577,8 +659,11 @@ class Writer:
             self._release()
 
     def clean(self) -> None:
-        """Remove the temporary files and losses files of runs that are gone, as far as it is safe to tell."""
-        if fcntl is None:
+        """Remove the temporary files, losses files and arrays folders of runs that are gone, as far as it is safe to tell.
+
+        With several processes only process 0 does this (the others write nothing but their shards).
+        """
+        if fcntl is None or not sharded.is_primary():
             return
         try:
             names = os.listdir(self.folder)
@@ -591,7 +676,17 @@ class Writer:
             for m in map(re.compile(r"\." + base + r"\.(" + _TOKEN + r")\.[0-9a-z]+\.tmp").fullmatch, names)
             if m
         ]
-        named: list[str | None] = []  # what the checkpoint names, read once when first needed
+        arrays = [
+            (m[0], m[1]) for m in map(re.compile(base + r"\.arrays\.(" + _TOKEN + r")\..+").fullmatch, names) if m
+        ]
+        named_once: list[tuple[str, str | None] | None] = []  # what the checkpoint names, read once when first needed
+
+        def named() -> tuple[str, str | None] | None:
+            if not named_once:
+                named_once.append(self._named())
+            return named_once[0]
+
+        gone: set[str] = set()  # the tokens of runs that are gone
         for token in sorted(sides - {self._token}):
             side = os.path.join(self.folder, f"{self.base}.losses.{token}")
             try:
@@ -602,9 +697,9 @@ class Writer:
                 # held by a live run, or no longer this name: leave it; else its run is gone
                 if _lock(fd) is not True or not os.path.samestat(os.fstat(fd), os.stat(side)):
                     continue
-                if not named:
-                    named.append(self._named())
-                if named[0] is None or named[0] == os.path.basename(side):
+                gone.add(token)
+                names = named()
+                if names is None or names[0] == os.path.basename(side):
                     continue  # the checkpoint needs it (or could not be read: remove nothing)
                 _unlink(side)
                 for temporary, owner in temporaries:
@@ -623,15 +718,35 @@ class Writer:
                         _unlink(path)
                 except OSError:
                     pass
+        for folder, owner in arrays:
+            path = os.path.join(self.folder, folder)
+            if owner == self._token:
+                stale = folder != self._arrays  # this run's: an older save's, or a save that failed
+            elif owner in gone:
+                stale = True
+            else:
+                try:  # no losses file: a run that died at its first save (a live one has its losses file)
+                    stale = owner not in sides and now - os.lstat(path).st_mtime > _STALE_SECONDS
+                except OSError:
+                    stale = False
+            names = named() if stale else None
+            if names is not None and names[1] != folder:
+                sharded.remove(path)
 
-    def _named(self) -> str | None:
-        """The losses file the checkpoint at ``path`` names now (None if it cannot be read)."""
+    def _named(self) -> tuple[str, str | None] | None:
+        """The losses file and arrays folder the checkpoint at ``path`` names now (None if it cannot be read)."""
         try:
             raw = _read_regular(self.path, self.name, "the checkpoint", limit=2 * self._size + _SLACK)
-            record = serialization.msgpack_restore(raw)
-            return str(record["losses"]["file"])
+            record: Any = serialization.msgpack_restore(raw)
+            arrays = record.get("arrays")
+            return str(record["losses"]["file"]), None if arrays is None else str(arrays["folder"])
         except Exception:  # unreadable for any reason: then nothing is removed
             return None
+
+
+def _dtype_name(dtype: Any) -> str:
+    """A dtype as the sharded listing records it: its name (``float32``, ``bfloat16``: unambiguous, unlike ``.str``)."""
+    return np.dtype(dtype).name
 
 
 def _row_bytes(first: np.ndarray) -> int:
@@ -692,9 +807,10 @@ def read(
         ) from None
     if not isinstance(record, dict) or record.get("format") != _FORMAT:
         raise ValueError(f"tk.optimise: {name!r} is not a tk.optimise checkpoint.")
-    if record.get("version") != _VERSION:
+    if record.get("version") not in (_VERSION, _SHARDED_VERSION):
         raise ValueError(
-            f"tk.optimise: {name!r} has checkpoint version {record.get('version')!r}; this toolkit reads version {_VERSION}."
+            f"tk.optimise: {name!r} has checkpoint version {record.get('version')!r}; this toolkit reads versions "
+            f"{_VERSION} (one device) and {_SHARDED_VERSION} (sharded)."
         )
     optimiser, found = describe_optimiser(opt), _field(name, record, "optimiser", str)
     if found != optimiser:
@@ -714,7 +830,11 @@ def load(saved: Saved, template: Progress, key: Any, max_steps: int, loss_dtype:
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)
     keys = [k for k, _ in flat]
     _check_nodes(name, _field(name, record, "nodes", list), _nodes(treedef, keys))
-    leaves = _check_leaves(name, record, [(jax.tree_util.keystr(k), like) for k, like in flat])
+    expected = [(jax.tree_util.keystr(k), like) for k, like in flat]
+    if record.get("version") == _SHARDED_VERSION:
+        leaves = _sharded_leaves(saved, expected)  # on the devices already, laid out as the template
+    else:
+        leaves = _check_leaves(name, record, expected)
     progress: Progress = jax.tree.unflatten(treedef, leaves)
     t = _field(name, record, "t", int)
     if t < 0:
@@ -723,17 +843,82 @@ def load(saved: Saved, template: Progress, key: Any, max_steps: int, loss_dtype:
         raise ValueError(
             f"tk.optimise: the checkpoint {name!r} is at step {t}, beyond steps={max_steps}; pass steps >= {t} to continue it."
         )
-    status, steps = np.asarray(progress.status), np.asarray(progress.steps)
+    status, steps = sharded.host(progress.status), sharded.host(progress.steps)
     _check_counts(name, t, status, steps)
     losses = _read_losses(saved, t, status.shape, np.dtype(loss_dtype))
-    _check_losses(name, losses, steps, np.asarray(progress.last_loss), progress.params)
+    _check_losses(name, losses, steps, sharded.host(progress.last_loss), progress.params)
     if key is not None and _key_record(key) is not None and not _same_key(key, saved.key):
         raise ValueError(
             f"tk.optimise: the checkpoint {name!r} was written by a run with another key; "
             f"pass the key the run started with, or key=None to use the saved one."
         )
-    on_device = jax.tree.map(lambda leaf, like: jnp.asarray(leaf, dtype=like.dtype), progress, template)
+    on_device = jax.tree.map(_to_device, progress, template)
     return Snapshot(t, on_device, (losses,), saved.key)
+
+
+def _to_device(leaf: Any, like: Any) -> Any:
+    """A leaf read from a checkpoint, laid out as the fresh run's ``like`` is (one device: as JAX places it)."""
+    if isinstance(leaf, jax.Array) and not isinstance(like, jax.Array):
+        return leaf
+    if isinstance(leaf, jax.Array) and leaf.sharding == like.sharding:
+        return leaf  # read into the template's sharding already (sharded checkpoints)
+    if isinstance(like, jax.Array) and (jax.process_count() > 1 or len(like.sharding.device_set) > 1):
+        return sharded.place(np.asarray(leaf, dtype=like.dtype), like)
+    return jnp.asarray(leaf, dtype=like.dtype)
+
+
+def _sharded_leaves(saved: Saved, expected: list[tuple[str, Any]]) -> list[jax.Array]:
+    """The leaves of a sharded checkpoint: the listing checked against the run and the folder, then read."""
+    name, record = saved.name, saved.record
+    paths = _field(name, record, "paths", list)
+    info = _field(name, record, "arrays", dict)
+    folder = _field(name, info, "folder", str, "arrays.")
+    listing = _field(name, info, "leaves", list, "arrays.")
+    if len(paths) != len(listing) or not all(isinstance(p, str) for p in paths):
+        raise _invalid(name, f"{len(paths)} leaf paths for {len(listing)} leaves")
+    _check_paths(name, paths, [p for p, _ in expected])
+    shapes: list[tuple[tuple[int, ...], np.dtype]] = []
+    for entry, (where, like) in zip(listing, expected):
+        dtype, shape = _listed(name, entry, where)
+        if shape != tuple(like.shape) or dtype != np.dtype(like.dtype):
+            raise _mismatch(
+                name, f"{where} is {describe(jax.ShapeDtypeStruct(shape, dtype))} in the file but {describe(like)} here"
+            )
+        shapes.append((shape, dtype))
+    if not _ARRAYS_NAME.fullmatch(folder) or os.path.basename(folder) != folder:
+        raise _invalid(
+            name, f"the arrays folder {folder!r} is not a name of the form 'run.ckpt.arrays.<16 hex digits>.<n>'"
+        )
+    path = os.path.join(os.path.dirname(saved.path), folder)
+    if not os.path.isdir(path):
+        raise _invalid(name, f"its arrays folder {folder!r} is missing (copy it along with the checkpoint)")
+    try:
+        held = sharded.stored(path, len(expected))
+    except Exception as error:  # orbax's metadata unreadable: a damaged or foreign folder
+        raise _invalid(name, f"its arrays folder {folder!r} cannot be read ({type(error).__name__}: {error})") from None
+    for there, here, (where, _) in zip(held, shapes, expected):
+        if there != here:
+            shown = "nothing" if there is None else describe(jax.ShapeDtypeStruct(*there))
+            raise _invalid(
+                name,
+                f"its arrays folder {folder!r} holds {shown} for {where}, where the checkpoint names "
+                f"{describe(jax.ShapeDtypeStruct(*here))}",
+            )
+    try:
+        return sharded.restore(path, [like for _, like in expected])
+    except Exception as error:
+        raise _invalid(name, f"its arrays folder {folder!r} cannot be read ({type(error).__name__}: {error})") from None
+
+
+def _listed(name: str, entry: Any, where: str) -> tuple[np.dtype, tuple[int, ...]]:
+    """One entry ``[dtype name, shape]`` of a sharded checkpoint's listing."""
+    ok = isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], list)
+    if ok and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in entry[1]):
+        try:
+            return np.dtype(entry[0]), tuple(entry[1])
+        except TypeError:
+            pass
+    raise _invalid(name, f"the listing of {where} is {describe(entry)}, not [dtype name, shape]")
 
 
 def _check_nodes(name: str, found: list[Any], expected: list[list[str]]) -> None:
@@ -754,7 +939,15 @@ def _check_leaves(name: str, record: dict[str, Any], expected: list[tuple[str, A
     leaves = _field(name, record, "leaves", list)
     if len(paths) != len(leaves) or not all(isinstance(p, str) for p in paths):
         raise _invalid(name, f"{len(paths)} leaf paths for {len(leaves)} leaves")
-    wanted = [p for p, _ in expected]
+    _check_paths(name, paths, [p for p, _ in expected])
+    for leaf, (where, like) in zip(leaves, expected):
+        if not isinstance(leaf, np.ndarray) or leaf.shape != tuple(like.shape) or leaf.dtype != np.dtype(like.dtype):
+            shown = describe(leaf) if isinstance(leaf, np.ndarray) else f"a {type(leaf).__name__}, not an array,"
+            raise _mismatch(name, f"{where} is {shown} in the file but {describe(like)} here")
+    return leaves
+
+
+def _check_paths(name: str, paths: list[str], wanted: list[str]) -> None:
     if paths != wanted:
         missing = [p for p in wanted if p not in paths]
         extra = [p for p in paths if p not in wanted]
@@ -763,11 +956,6 @@ def _check_leaves(name: str, record: dict[str, Any], expected: list[tuple[str, A
             f"other parameters or another optimiser? missing here {missing[:3]}, only in the file {extra[:3]}"
             + ("" if missing or extra else " (the same leaves in another order)"),
         )
-    for leaf, (where, like) in zip(leaves, expected):
-        if not isinstance(leaf, np.ndarray) or leaf.shape != tuple(like.shape) or leaf.dtype != np.dtype(like.dtype):
-            shown = describe(leaf) if isinstance(leaf, np.ndarray) else f"a {type(leaf).__name__}, not an array,"
-            raise _mismatch(name, f"{where} is {shown} in the file but {describe(like)} here")
-    return leaves
 
 
 def _check_counts(name: str, t: int, status: np.ndarray, steps: np.ndarray) -> None:
@@ -835,8 +1023,7 @@ def _check_losses(name: str, losses: np.ndarray, steps: np.ndarray, last: np.nda
         want = f"the loss at step {counts[j]}, {at_last[j]}" if counts[j] else "NaN before the first step"
         raise _invalid(name, f".last_loss{problem} is {lasts[j]}, where it must be {want}")
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        values = np.asarray(leaf).reshape(len(counts), -1)
-        broken = np.flatnonzero((counts > 0) & ~np.isfinite(values).all(axis=1))
+        broken = np.flatnonzero((counts > 0) & ~sharded.finite_rows(leaf, len(counts)))
         if broken.size:
             problem = f" of problem {int(broken[0])}" if steps.ndim else ""
             raise _invalid(name, f".params{jax.tree_util.keystr(path)}{problem} is not finite after a committed step")
