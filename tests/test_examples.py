@@ -8,20 +8,23 @@ import pytest
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
-# (script, text its output must contain)
+# (script, its arguments, text its output must contain). The slow examples run at
+# a small size (--quick), where the line checked is one that holds at that size.
 CASES = [
-    ("custom_struct.py", "a ≈ b: True"),
-    ("basic_loop.py", "tk.tree.isapprox(z, z′): True"),
-    ("sqrt_adjoint.py", "all agree: True"),
-    ("optimise_colour.py", "ends within ΔE00 < 1 of red: True"),
-    ("data_parallel.py", "agree: True"),
+    ("custom_struct.py", (), "a ≈ b: True"),
+    ("basic_loop.py", (), "tk.tree.isapprox(z, z′): True"),
+    ("sqrt_adjoint.py", (), "all agree: True"),
+    ("optimise_colour.py", (), "ends within ΔE00 < 1 of red: True"),
+    ("data_parallel.py", (), "agree: True"),
+    ("colour_correction.py", ("--quick",), "table printed: True"),
+    ("distinct_palette.py", ("--quick",), "table printed: True"),
 ]
 
 
-@pytest.mark.parametrize(("script", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_example_runs(script, expected, tmp_path):
+@pytest.mark.parametrize(("script", "args", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_example_runs(script, args, expected, tmp_path):
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / script)],
+        [sys.executable, str(EXAMPLES / script), *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -33,4 +36,4 @@ def test_example_runs(script, expected, tmp_path):
 
 def test_every_example_is_covered():
     scripts = {p.name for p in EXAMPLES.glob("*.py")}
-    assert scripts == {script for script, _ in CASES}
+    assert scripts == {script for script, _, _ in CASES}
