@@ -95,9 +95,13 @@ def optimise(
             problems, optimised together in one compiled run; all see the same
             samples, and each stops on its own (``tol``, ``gtol``, divergence).
         progress: show a tqdm bar (steps/s and the loss); default: when stderr is a terminal.
+            When the run spans processes (``jax.distributed``), only process 0 draws it.
         log_every: with ``callback``, call ``callback(step, params, loss)`` after
             steps 1, 1 + k, 1 + 2k, … (the seed's ``idx % k == 1``), ``loss`` being
-            that step's loss; without a callback, print those losses.
+            that step's loss; without a callback, print those losses (process 0 only).
+            With several processes the callback is called on every process, as the rest of
+            the program runs on every one (it gets the global arrays, and computing on them
+            takes all processes); guard its printing with ``jax.process_index() == 0``.
         checkpoint: a file to save the run to every ``checkpoint_every`` steps and
             when it ends (also on Ctrl-C or divergence). Its folder must exist and be
             writable (checked before compiling). The losses go beside it, appended
@@ -369,7 +373,8 @@ def _not_a_scalar(shown: str) -> TypeError:
 
 
 def _show_progress(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else bool(progress)
+    """Whether to draw the bar: only process 0 does, when the run spans processes (they all run in step)."""
+    return (sys.stderr.isatty() if progress is None else bool(progress)) and jax.process_index() == 0
 
 
 def _sizes(
@@ -518,9 +523,8 @@ class _Run(NamedTuple):
         return np.concatenate(list(self.losses))  # the first entry fixes the shape and dtype, even when empty
 
     def snapshot(self, key: Any) -> checkpoints.Snapshot:
-        return checkpoints.Snapshot(
-            self.t, jax.device_get(self.progress), self.losses, key
-        )  # pieces: saves append new ones
+        # the state as it is on the devices: the writer fetches it (one device) or has each process write its shards
+        return checkpoints.Snapshot(self.t, self.progress, self.losses, key)  # pieces: saves append new ones
 
 
 def _fresh(chunk: Chunk, problem: _Problem, program: programs.Program, loss_dtype: np.dtype) -> Progress:
@@ -662,14 +666,14 @@ class _Driver:
 
     def _first_length(self) -> int:
         rate = self.chunk.memo.get("rate")  # measured by an earlier call with this compiled loop
-        return self._clip(
-            4 * self.chunk.block if rate is None else int(rate * _TARGET_SECONDS), limit=self.chunk.buffer
+        return _agreed(
+            self._clip(4 * self.chunk.block if rate is None else int(rate * _TARGET_SECONDS), limit=self.chunk.buffer)
         )
 
     def _next_length(self, previous: int, ran: int, seconds: float) -> int:
         rate = ran / max(seconds, 1e-9)
         self.chunk.memo["rate"] = rate
-        return self._clip(int(rate * _TARGET_SECONDS), limit=8 * previous)
+        return _agreed(self._clip(int(rate * _TARGET_SECONDS), limit=8 * previous))
 
     def _clip(self, length: int, limit: int) -> int:
         block = self.chunk.block
@@ -685,13 +689,28 @@ class _Driver:
 
     def _log(self, step: int, run: _Run, loss: Any, callback: Callable | None) -> None:
         if callback is None:
-            tqdm.write(f"step {step}: loss {_short(loss)}")
+            if jax.process_index() == 0:  # one line per step, not one per process
+                tqdm.write(f"step {step}: loss {_short(loss)}")
             return
+        # the callback runs on every process, as the rest of the program does: it gets the global arrays,
+        # and whatever it computes from them takes every process (guard its printing with jax.process_index())
         values = self.problem.full(run.progress.params)
         if self.problem.implicit is not None:
             self.problem.implicit.assign(values)
             values = self.problem.implicit
         callback(step, values, loss)
+
+
+def _agreed(length: int) -> int:
+    """Process 0's chunk length on every process: the chunks' steps hold collectives, so all must run the same ones.
+
+    Each process times its own chunks, so left alone their lengths would drift apart.
+    """
+    if jax.process_count() == 1:
+        return length
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.int32(length)))
 
 
 class _NoBar:
