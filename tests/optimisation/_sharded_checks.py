@@ -182,6 +182,17 @@ def mismatch() -> str:
     return "no error"
 
 
+def explicit_axes() -> str:
+    """The error for data on a mesh with Explicit axes (jax.make_mesh's default)."""
+    explicit = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,), devices=jax.devices()[:4])
+    data = jax.device_put(jnp.ones((8, 3)), NamedSharding(explicit, P("data")))
+    try:
+        tk.optimise(lambda w, x: jnp.mean((x @ w - 1.0) ** 2), jnp.zeros(3), tk.Descent(), steps=2, data=data)
+    except ValueError as error:
+        return str(error)
+    return "no error"
+
+
 def colour_cases() -> dict[str, Any]:
     rng = np.random.default_rng(1)
     image1 = rng.random((64, 16, 3)).astype(np.float32)
@@ -241,7 +252,12 @@ def colour_cases() -> dict[str, Any]:
 
 def main() -> None:
     assert jax.device_count() == 8, jax.devices()
-    report = {"optimise": optimisation_cases(), "mismatch": mismatch(), "colour": colour_cases()}
+    report = {
+        "optimise": optimisation_cases(),
+        "mismatch": mismatch(),
+        "explicit": explicit_axes(),
+        "colour": colour_cases(),
+    }
     print(json.dumps(report))
 
 

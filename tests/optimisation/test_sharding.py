@@ -112,6 +112,12 @@ def test_params_and_data_on_different_meshes_is_a_clear_error(report):
     assert "jax.device_put(" in message, message
 
 
+def test_a_mesh_with_explicit_axes_is_a_clear_error(report):
+    message = report["explicit"]
+    assert message.startswith("tk.optimise: data is placed on NamedSharding"), message
+    assert "a mesh with Explicit axes" in message and "axis_types=(jax.sharding.AxisType.Auto,)" in message, message
+
+
 COLOUR = [
     "conversions",  # rgb_to_xyz, xyz_to_lab, lab_to_xyz, rgb_to_lab, lab_to_rgb, every result compared
     "ciede2000",

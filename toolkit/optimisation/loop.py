@@ -277,6 +277,14 @@ def _spread(leaf: Any) -> bool:
     return isinstance(leaf, jax.Array) and len(leaf.sharding.device_set) > 1
 
 
+def _explicit(leaf: Any) -> bool:
+    """Whether ``leaf`` is laid out on a mesh with Explicit axes (``jax.make_mesh``'s default)."""
+    sharding = leaf.sharding
+    if not isinstance(sharding, jax.sharding.NamedSharding):
+        return False
+    return any(kind == jax.sharding.AxisType.Explicit for kind in sharding.mesh.axis_types)
+
+
 def _devices(sharding: jax.sharding.Sharding) -> str:
     return "devices " + ", ".join(str(d.id) for d in sorted(sharding.device_set, key=lambda d: d.id))
 
@@ -287,6 +295,14 @@ def _check_placement(values: Any, data: Any) -> None:
     Costs one look at each leaf's sharding; labels are made only for the error.
     """
     leaves = [leaf for leaf in jax.tree.leaves((values, data)) if _spread(leaf)]
+    if any(map(_explicit, leaves)):
+        label, leaf = next((label, leaf) for label, leaf in filters.labelled_leaves((values, data)) if _explicit(leaf))
+        raise ValueError(
+            f"tk.optimise: {_root(label)} is placed on {leaf.sharding}, a mesh with Explicit axes "
+            f"({leaf.sharding.mesh.axis_types}); tk.optimise's compiled loop needs Auto axes (XLA chooses the layouts "
+            f"inside it, and the result comes back laid out as it went in). Make the mesh with "
+            f"jax.make_mesh(shape, names, axis_types=(jax.sharding.AxisType.Auto,) * len(shape))."
+        )
     if all(leaf.sharding.device_set == leaves[0].sharding.device_set for leaf in leaves[1:]):
         return
     reference = leaves[0].sharding.device_set
