@@ -29,11 +29,6 @@ What each kind of input gives:
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import re
-import traceback
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -43,85 +38,22 @@ import numpy as np
 import pytest
 
 import toolkit as tk
+from tests.sweep import INTERNALS, KEY, Gives, Plain, Raises, Sweep, fn, in_x64
 
 S = tk.safe
-TOOLKIT = os.path.dirname(os.path.abspath(tk.__file__))
-COLLECTED: list[tuple[str, str]] = []  # (case, kind) for the summary test
-
-
-# --- what a case expects (as tests/test_bad_inputs.py) --------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Raises:
-    """An error of ``type`` whose message starts with ``who`` and matches ``names`` and ``fix``."""
-
-    type: type
-    who: str  # a regex for the public name the message starts with
-    names: str  # a regex for the argument
-    fix: str  # a regex for the advice
-
-
-@dataclasses.dataclass(frozen=True)
-class Gives:
-    """A value, checked by ``check`` (which raises an ``AssertionError`` when it is wrong)."""
-
-    check: Callable[[Any], None]
-
-
-# Words a message must never contain: toolkit's private names and JAX internals the user cannot act on.
+# Words a message must never contain, besides the sweep's own: toolkit's private names and JAX internals.
 FORBIDDEN = [
-    r"(?<![\w.])_[a-z]\w*",  # a private helper: _pow_rule, _sqrt, _hypot_parts, ...
-    r"tk\.adjoint",
-    r"\brule\b",
-    r"\bpjit\b",
-    r"\bkernel\b",
-    r"toolkit\.\w+\._",
-    r"jax\._src",
-    r"jaxlib",
-    r"\bTracer\b",
-    r"DynamicJaxprTracer",
-    r"ShapedArray",
-    r"abstract array",
-    r"\bjaxpr\b",
-    r"truth value of an array",
-    r"has no attribute",
-    r"not callable$",
-    r"object is not iterable",
-    r"ufunc '",
-    r"Cannot interpret",
+    *INTERNALS,  # _pow_rule, _sqrt, _hypot_parts, tk.adjoint rules, ...
     r"not a valid JAX",
-    r"does not accept dtype",
     r"requires ndarray or scalar arguments",
-    r"incompatible shapes for broadcasting",
     r"out of bounds for array",
 ]
-
-
-def message_of(error: BaseException) -> str:
-    return str(error)
-
-
-def raised_in_toolkit(error: BaseException) -> bool:
-    """The innermost frame of the traceback is toolkit's own code."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(TOOLKIT)
-
-
-def check_error(error: BaseException, expected: Raises) -> None:
-    message = message_of(error)
-    assert raised_in_toolkit(error), f"raised outside toolkit: {type(error).__name__}: {message}"
-    for word in FORBIDDEN:
-        assert not re.search(word, message), f"message mentions {word!r}: {message}"
-    assert isinstance(error, expected.type), f"expected {expected.type.__name__}, got {type(error).__name__}: {message}"
-    assert re.match(expected.who + r"(?![\w])", message), f"message does not start with {expected.who!r}: {message}"
-    assert re.search(expected.names, message), f"message does not name {expected.names!r}: {message}"
-    assert re.search(expected.fix, message), f"message gives no fix like {expected.fix!r}: {message}"
+TOLERANCE = {"float16": 2e-3, "bfloat16": 1e-2, "float32": 2e-6, "float64": 1e-13}
+SWEEP = Sweep(forbidden=FORBIDDEN, tolerance=TOLERANCE)
+case = SWEEP.case
 
 
 # --- oracles ------------------------------------------------------------------------------------
-
-TOLERANCE = {"float16": 2e-3, "bfloat16": 1e-2, "float32": 2e-6, "float64": 1e-13}
 
 
 def close(expected: Any, dtype: Any = None, shape: tuple[int, ...] | None = None) -> Gives:
@@ -135,27 +67,10 @@ def close(expected: Any, dtype: Any = None, shape: tuple[int, ...] | None = None
         assert np.shape(got) == (want.shape if shape is None else shape), (
             f"shape {np.shape(got)}, expected {want.shape}"
         )
-        tolerance = TOLERANCE[jnp.dtype(got_dtype).name]
         values = np.asarray(got).astype(np.float64)  # bfloat16 too (ml_dtypes); outside x64 as well
-        np.testing.assert_allclose(values, want, rtol=tolerance, atol=tolerance, equal_nan=True)
+        SWEEP.assert_close(values, want, jnp.dtype(got_dtype).name)
 
     return Gives(check)
-
-
-CASES: list[Any] = []
-
-
-def case(name: str, call: Callable[[], Any], expected: Raises | Gives) -> None:
-    CASES.append(pytest.param(call, expected, id=name))
-    COLLECTED.append((name, "value" if isinstance(expected, Gives) else "error"))
-
-
-def in_x64(call: Callable[[], Any]) -> Callable[[], Any]:
-    def run() -> Any:
-        with jax.enable_x64(True):
-            return call()
-
-    return run
 
 
 # --- the functions, each with the argument swept, its NumPy oracle and its jnp twin (the dtype oracle) ---
@@ -288,18 +203,6 @@ for fname, (f, _, oracle, _) in FUNCTIONS.items():
 # --- wrong types ----------------------------------------------------------------------------------
 
 
-class Plain:
-    """An undecorated class."""
-
-    def __init__(self):
-        self.w = jnp.ones(3)
-
-
-def fn(v):
-    return v
-
-
-KEY = jax.random.key(0)
 NOT_NUMBERS = {  # value -> a regex for the fix
     "none": (None, r"pass a float or an array"),
     "str": ("abc", r"pass a float or an array"),
@@ -531,24 +434,5 @@ case("hypot-numpy-float32-scalar", lambda: S.hypot(np.float32(3.0), 4.0), close(
 # --- the sweep ------------------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
-@pytest.mark.parametrize("call, expected", CASES)
-def test_bad_input(call: Callable[[], Any], expected: Raises | Gives) -> None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = call()
-    except Exception as error:  # every error of the sweep is checked by the same rules
-        if isinstance(expected, Gives):
-            raise AssertionError(f"expected a value, got {type(error).__name__}: {message_of(error)}") from error
-        check_error(error, expected)
-        return
-    assert isinstance(expected, Gives), f"expected {expected.type.__name__}, got the value {result!r}"
-    expected.check(result)
-
-
-def test_the_sweep_is_large():
-    values = sum(kind == "value" for _, kind in COLLECTED)
-    errors = sum(kind == "error" for _, kind in COLLECTED)
-    assert len({name for name, _ in COLLECTED}) == len(COLLECTED), "case names are unique"
-    assert values >= 200 and errors >= 250, (values, errors)
+test_bad_input = SWEEP.test_bad_input()
+test_the_sweep_is_large = SWEEP.test_the_sweep_is_large(values=200, errors=250)

@@ -39,11 +39,7 @@ dtypes, before anything is traced).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import os
-import re
-import traceback
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -52,7 +48,6 @@ import colour as colour_science
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from colour.models import (
     eotf_inverse_sRGB,
     eotf_sRGB,
@@ -63,62 +58,18 @@ from colour.models import (
 )
 from colour.models.rgb.transfer_functions import gamma_function
 
-import toolkit as tk
+from tests.sweep import INTERNALS, KEY, Gives, Plain, Raises, Sweep, fn, in_x64, satisfies
 from toolkit import colour as C
 from toolkit.colour import RGB, XYZ, Lab, transfer
 
-TOOLKIT = os.path.dirname(os.path.abspath(tk.__file__))
-COLLECTED: list[tuple[str, str]] = []  # (case, kind) for the summary test
-
-
-# --- what a case expects (as tests/test_bad_inputs.py) --------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Raises:
-    """An error of ``type`` whose message starts with ``who`` and matches ``names`` and ``fix``."""
-
-    type: type
-    who: str  # a regex for the public name the message starts with
-    names: str  # a regex for the argument, field or setting
-    fix: str  # a regex for the advice
-
-
-@dataclasses.dataclass(frozen=True)
-class Gives:
-    """A value, checked by ``check`` (which raises an ``AssertionError`` when it is wrong)."""
-
-    check: Callable[[Any], None]
-
-
-# Words a message must never contain: toolkit's private names and JAX internals the user cannot act on.
+# Words a message must never contain, besides the sweep's own: toolkit's private names and JAX internals.
 FORBIDDEN = [
-    r"(?<![\w.])_[a-z]\w*",  # a private helper: _run, _compiled, _cone, _saturating, _pair, ...
-    r"\bkernel\b",
+    *INTERNALS,  # _run, _compiled, _cone, _saturating, _pair, kernels, tk.adjoint rules, ...
     r"\bstage\b",
-    r"\bpjit\b",
-    r"tk\.adjoint",
-    r"\brule\b",
     r"jnp\.array\b",
-    r"toolkit\.\w+\._",
-    r"jax\._src",
-    r"jaxlib",
-    r"\bTracer\b",
-    r"DynamicJaxprTracer",
-    r"ShapedArray",
-    r"abstract array",
-    r"\bjaxpr\b",
-    r"truth value of an array",
-    r"has no attribute",
-    r"not callable$",
-    r"object is not iterable",
     r"not subscriptable",
-    r"ufunc '",
-    r"Cannot interpret",
     r"Cannot determine dtype",
     r"not a valid (JAX|dtype)",
-    r"does not accept dtype",
-    r"incompatible shapes for broadcasting",
     r"Incompatible shapes",
     r"Too many indices",
     r"takes \d+ positional argument",
@@ -126,28 +77,12 @@ FORBIDDEN = [
     r"division by zero",
     r"static=True",  # a struct-definer's fix: the colour structs are toolkit's
 ]
-
-
-def raised_in_toolkit(error: BaseException) -> bool:
-    """The innermost frame of the traceback is toolkit's own code."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(TOOLKIT)
-
-
-def check_error(error: BaseException, expected: Raises) -> None:
-    message = str(error)
-    assert raised_in_toolkit(error), f"raised outside toolkit: {type(error).__name__}: {message}"
-    for word in FORBIDDEN:
-        assert not re.search(word, message), f"message mentions {word!r}: {message}"
-    assert isinstance(error, expected.type), f"expected {expected.type.__name__}, got {type(error).__name__}: {message}"
-    assert re.match(expected.who + r"(?![\w])", message), f"message does not start with {expected.who!r}: {message}"
-    assert re.search(expected.names, message), f"message does not name {expected.names!r}: {message}"
-    assert re.search(expected.fix, message), f"message gives no fix like {expected.fix!r}: {message}"
+TOLERANCE = {"float16": 2e-3, "bfloat16": 1e-2, "float32": 5e-5, "float64": 1e-9}
+SWEEP = Sweep(forbidden=FORBIDDEN, tolerance=TOLERANCE)
+case = SWEEP.case
 
 
 # --- oracles --------------------------------------------------------------------------------------
-
-TOLERANCE = {"float16": 2e-3, "bfloat16": 1e-2, "float32": 5e-5, "float64": 1e-9}
 
 
 def leaves(x: Any) -> list[Any]:
@@ -174,36 +109,12 @@ def close(expected: Any, dtype: Any = None, kind: type | None = None) -> Gives:
             else:
                 assert isinstance(part, (jax.Array, float)), f"expected an array or a float, got {part!r}"
             assert np.shape(part) == w.shape, f"shape {np.shape(part)}, expected {w.shape}"
-            tolerance = TOLERANCE[np.asarray(part).dtype.name]
             finite = np.abs(w[np.isfinite(w)])
             scale = max(1.0, float(finite.max())) if finite.size else 1.0
             values = np.asarray(part).astype(np.float64)  # bfloat16 too (ml_dtypes)
-            np.testing.assert_allclose(values, w, rtol=tolerance, atol=tolerance * scale, equal_nan=True)
+            SWEEP.assert_close(values, w, np.asarray(part).dtype.name, scale)
 
     return Gives(check)
-
-
-def satisfies(predicate: Callable[[Any], bool], what: str) -> Gives:
-    def check(got: Any) -> None:
-        assert predicate(got), f"{what}: got {got!r}"
-
-    return Gives(check)
-
-
-CASES: list[Any] = []
-
-
-def case(name: str, call: Callable[[], Any], expected: Raises | Gives) -> None:
-    CASES.append(pytest.param(call, expected, id=name))
-    COLLECTED.append((name, "value" if isinstance(expected, Gives) else "error"))
-
-
-def in_x64(call: Callable[[], Any]) -> Callable[[], Any]:
-    def run() -> Any:
-        with jax.enable_x64(True):
-            return call()
-
-    return run
 
 
 def mirrored(cctf: Any) -> Any:
@@ -315,18 +226,6 @@ TRANSFERS = {
 SIGNAL = np.array([[0.5, -0.1, 1.2], [0.0, 0.02, 0.9]])  # negatives and values above 1 are carried through
 
 
-class Plain:
-    """An undecorated class."""
-
-    def __init__(self):
-        self.w = jnp.ones(3)
-
-
-def fn(v):
-    return v
-
-
-KEY = jax.random.key(0)
 # What is not a colour: value -> (error, a regex for the fix)
 NOT_COLOURS = {
     "none": (None, TypeError, r"must be"),
@@ -1255,30 +1154,11 @@ case("DEFAULT_OBSERVER", lambda: C.DEFAULT_OBSERVER in colour_science.CCS_ILLUMI
 # --- the sweep ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
-@pytest.mark.parametrize("call, expected", CASES)
-def test_bad_input(call: Callable[[], Any], expected: Raises | Gives) -> None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = call()
-    except Exception as error:  # every error of the sweep is checked by the same rules
-        if isinstance(expected, Gives):
-            raise AssertionError(f"expected a value, got {type(error).__name__}: {error}") from error
-        check_error(error, expected)
-        return
-    assert isinstance(expected, Gives), f"expected {expected.type.__name__}, got the value {result!r}"
-    expected.check(result)
-
-
-def test_the_sweep_is_large():
-    values = sum(kind == "value" for _, kind in COLLECTED)
-    errors = sum(kind == "error" for _, kind in COLLECTED)
-    assert len({name for name, _ in COLLECTED}) == len(COLLECTED), "case names are unique"
-    assert values >= 300 and errors >= 700, (values, errors)
+test_bad_input = SWEEP.test_bad_input()
+test_the_sweep_is_large = SWEEP.test_the_sweep_is_large(values=300, errors=700)
 
 
 def test_every_public_name_is_swept():
-    swept = {name.split("-")[0] for name, _ in COLLECTED}
+    swept = {name.split("-")[0] for name, _ in SWEEP.collected}
     public = set(C.__all__) - {"transfer"} | {n for n in transfer.__all__ if n.endswith(("_decode", "_encode"))}
     assert public <= swept, sorted(public - swept)
