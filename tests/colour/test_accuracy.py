@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from toolkit.colour import (
-    METRICS,
+    METRIC_INPUTS,
     cie76,
     cie94,
     ciede2000,
@@ -30,8 +30,13 @@ from toolkit.colour import (
     xyz_to_lab,
     xyz_to_rgb,
 )
+from toolkit.colour import METRICS as ALL_METRICS
 
-COLOUR_SCIENCE = {"CIEDE2000": "CIE 2000", "CIE94": "CIE 1994", "CMC": "CMC", "CIE76": "CIE 1976"}
+COLOUR_SCIENCE = {"CIEDE2000": "CIE 2000", "CIE94": "CIE 1994", "CMC": "CMC", "CIE76": "CIE 1976", "HyAB": "HyAB"}
+COLOUR_SCIENCE["HyCH"] = "HyCH"
+# The metrics on CIE L*a*b* defined for every finite Lab colour (DIN99, NaN for L* <= -63.3, and the metrics on
+# ICtCp and J'a'b' are test_metrics.py's).
+METRICS = {name: f for name, f in ALL_METRICS.items() if METRIC_INPUTS[name] == "Lab" and name != "DIN99"}
 
 
 def polar(L, C, h_degrees):

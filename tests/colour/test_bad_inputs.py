@@ -203,6 +203,14 @@ DIFFERENCES = {
     "cie94": (C.cie94, ("reference", "sample"), delta_e("CIE 1994")),
     "cmc": (C.cmc, ("reference", "sample"), delta_e("CMC")),
     "cie76": (C.cie76, ("lab1", "lab2"), delta_e("CIE 1976")),
+    "hyab": (C.hyab, ("lab1", "lab2"), delta_e("HyAB")),
+    "hych": (C.hych, ("lab1", "lab2"), delta_e("HyCH")),
+    "din99": (C.din99, ("lab1", "lab2"), delta_e("DIN99")),
+    "itp": (C.itp, ("ictcp1", "ictcp2"), delta_e("ITP")),
+    **{
+        name: (getattr(C, name), ("jab1", "jab2"), delta_e(name.upper().replace("_", "-")))
+        for name in ("cam02_ucs", "cam16_ucs")  # the four other spaces' metrics share their code: see below
+    },
 }
 # Transfer functions: name -> (function, argument, colour-science)
 TRANSFERS = {
@@ -535,6 +543,167 @@ case(
     lambda: C.rgb_to_lab(jnp.full(3, 0.5), reference_white="space")[1:],
     close(np.zeros(2), "float32"),
 )
+
+# The conversions behind the metrics: values against colour-science, and bad settings.
+CS_XYZ = VALUES[XYZ][0]
+case(
+    "lab_to_din99-values",
+    lambda: C.lab_to_din99(LAB_ARG),
+    close(colour_science.Lab_to_DIN99(VALUES[Lab][0]), "float32"),
+)
+case(
+    "lab_to_din99-struct-textiles",
+    lambda: C.lab_to_din99(Lab(*GOOD[Lab].T), 2, 0.5, "DIN99b"),
+    close(colour_science.Lab_to_DIN99(VALUES[Lab][0], 2, 0.5, "DIN99b"), "float32", Lab),
+)
+case(
+    "lab_to_din99-method",
+    lambda: C.lab_to_din99(LAB_ARG, method="DIN98"),
+    Raises(ValueError, "lab_to_din99", r"\bmethod\b", r"'DIN99'"),
+)
+case(
+    "lab_to_din99-k_E-zero",
+    lambda: C.lab_to_din99(LAB_ARG, k_E=0),
+    Raises(ValueError, "lab_to_din99", r"\bk_E\b", r"> 0"),
+)
+case(
+    "lab_to_din99-k_CH-array",
+    lambda: C.lab_to_din99(LAB_ARG, k_CH=jnp.ones(2)),
+    Raises(TypeError, "lab_to_din99", r"\bk_CH\b", r"a number"),
+)
+case(
+    "lab_to_din99-lab-none", lambda: C.lab_to_din99(None), Raises(TypeError, "lab_to_din99", r"\blab must be", r"array")
+)
+case(
+    "pq_encode-values",
+    lambda: C.pq_encode(jnp.asarray(SIGNAL * 1000)),
+    close(colour_science.models.eotf_inverse_ST2084(SIGNAL * 1000), "float32"),
+)
+case("pq_encode-peak", lambda: C.pq_encode(SIGNAL, L_p=-1.0), Raises(ValueError, "pq_encode", r"\bL_p\b", r"10000"))
+case("pq_encode-string", lambda: C.pq_encode("bright"), Raises(TypeError, "pq_encode", r"\blinear\b", r"array"))
+case(
+    "rgb_to_ictcp-values",
+    lambda: C.rgb_to_ictcp(RGB_ARG * 100),
+    close(colour_science.RGB_to_ICtCp(VALUES[RGB][0] * 100), "float32"),
+)
+case(
+    "rgb_to_ictcp-peak",
+    lambda: C.rgb_to_ictcp(RGB_ARG, L_p="max"),
+    Raises(TypeError, "rgb_to_ictcp", r"\bL_p\b", r"cd/m"),
+)
+case(
+    "rgb_to_ictcp-shape",
+    lambda: C.rgb_to_ictcp(jnp.ones(4)),
+    Raises(ValueError, "rgb_to_ictcp", r"\brgb must be", r"jnp\.stack"),
+)
+case(
+    "xyz_to_ictcp-values",
+    lambda: C.xyz_to_ictcp(XYZ_ARG * 100),
+    close(colour_science.XYZ_to_ICtCp(CS_XYZ * 100), "float32"),
+)
+case(
+    "xyz_to_ictcp-illuminant", lambda: C.xyz_to_ictcp(XYZ_ARG, "D66"), Raises(ValueError, "xyz_to_rgb", r"D66", r"D65")
+)
+for model, cs_model in (
+    ("xyz_to_ciecam02", colour_science.XYZ_to_CIECAM02),
+    ("xyz_to_cam16", colour_science.XYZ_to_CAM16),
+):
+    f = getattr(C, model)
+    white = np.array([95.05, 100.0, 108.88])
+    case(
+        f"{model}-values",
+        lambda f=f: jnp.stack([f(XYZ_ARG * 100, white, 318.31, 20.0).J, f(XYZ_ARG * 100, white, 318.31, 20.0).h]),
+        close(
+            np.stack([cs_model(CS_XYZ * 100, white, 318.31, 20).J, cs_model(CS_XYZ * 100, white, 318.31, 20).h]),
+            "float32",
+        ),
+    )
+    case(
+        f"{model}-surround-name",
+        lambda f=f: f(XYZ_ARG, surround="Dimm"),
+        Raises(ValueError, model, r"surround 'Dimm'", r"'Average'"),
+    )
+    case(
+        f"{model}-surround-type",
+        lambda f=f: f(XYZ_ARG, surround=3),
+        Raises(TypeError, model, r"\bsurround must be", r"Surround\("),
+    )
+    case(f"{model}-L_A-string", lambda f=f: f(XYZ_ARG, L_A="bright"), Raises(TypeError, model, r"\bL_A\b", r"numbers"))
+    case(
+        f"{model}-discount",
+        lambda f=f: f(XYZ_ARG, discount_illuminant=1),
+        Raises(TypeError, model, r"\bdiscount_illuminant\b", r"True or False"),
+    )
+    case(
+        f"{model}-shapes",
+        lambda f=f: f(jnp.ones((4, 3)), L_A=jnp.ones(5)),
+        Raises(ValueError, model, r"xyz \(4,\).*L_A \(5,\)", r"size-1 axes"),
+    )
+    case(f"{model}-xyz-none", lambda f=f: f(None), Raises(TypeError, model, r"\bxyz must be", r"array"))
+case("Surround-fields", lambda: C.Surround(0.9, 0.59, 0.9).c, satisfies(lambda c: c == 0.59, "the field c"))
+case(
+    "SURROUNDS-names",
+    lambda: sorted(C.SURROUNDS),
+    satisfies(lambda s: s == ["Average", "Dark", "Dim"], "three surrounds"),
+)
+case(
+    "Appearance-fields", lambda: C.Appearance._fields, satisfies(lambda f: f == tuple("JChsQMH"), "J, C, h, s, Q, M, H")
+)
+case(
+    "xyz_to_ucs-values",
+    lambda: C.xyz_to_ucs(XYZ_ARG, "CAM16-SCD"),
+    close(colour_science.XYZ_to_CAM16SCD(CS_XYZ), "float32"),
+)
+case(
+    "xyz_to_ucs-space",
+    lambda: C.xyz_to_ucs(XYZ_ARG, "CAM03-UCS"),
+    Raises(ValueError, "xyz_to_ucs", r"\bspace must be", r"'CAM02-UCS'"),
+)
+case(
+    "xyz_to_ucs-xyz_w",
+    lambda: C.xyz_to_ucs(XYZ_ARG, xyz_w=jnp.ones(2)),
+    Raises(ValueError, "xyz_to_ucs", r"\bxyz_w must be", r"jnp\.stack"),
+)
+case(
+    "jmh_to_ucs-values",
+    lambda: C.jmh_to_ucs(jnp.array([41.7, 60.0]), jnp.array([0.1, 20.0]), jnp.array([219.0, 10.0]), "CAM02-LCD"),
+    close(
+        colour_science.models.JMh_CIECAM02_to_CAM02LCD(np.array([[41.7, 0.1, 219.0], [60.0, 20.0, 10.0]])), "float32"
+    ),
+)
+case(
+    "jmh_to_ucs-space",
+    lambda: C.jmh_to_ucs(50.0, 10.0, 5.0, "UCS2"),
+    Raises(ValueError, "jmh_to_ucs", r"\bspace must be", r"'CAM16-UCS'"),
+)
+case("METRIC_INPUTS", lambda: C.METRIC_INPUTS["ITP"], satisfies(lambda s: s == "ICtCp", "ICtCp for ITP"))
+case(
+    "mean_difference-values",  # (swept here so that every public name is; tests/colour/test_images.py tests it)
+    lambda: C.mean_difference(RGB_ARG[None], RGB_ARG[None, ::-1]),
+    close(
+        np.mean(
+            delta_e("CIE 2000")(
+                colour_science.XYZ_to_Lab(cs_rgb_to_xyz(VALUES[RGB][0]), D65),
+                colour_science.XYZ_to_Lab(cs_rgb_to_xyz(VALUES[RGB][0][::-1]), D65),
+            )
+        ),
+        "float32",
+    ),
+)
+
+
+for name in ("cam02_lcd", "cam02_scd", "cam16_lcd", "cam16_scd"):
+    case(
+        f"{name}-values",
+        lambda name=name: getattr(C, name)(LAB_ARG, GOOD_OTHER),
+        close(delta_e(name.upper().replace("_", "-"))(VALUES[Lab][0], OTHER_LAB[0]), "float32"),
+    )
+    case(
+        f"{name}-shape",
+        lambda name=name: getattr(C, name)(jnp.ones(4), GOOD_OTHER),
+        Raises(ValueError, name, r"\bjab1 must be", r"jnp\.stack"),
+    )
+
 
 # --- colour differences ---------------------------------------------------------------------------
 
@@ -1146,7 +1315,15 @@ case(
 case(
     "METRICS",
     lambda: sorted(C.METRICS),
-    satisfies(lambda m: m == ["CIE76", "CIE94", "CIEDE2000", "CMC"], "four metrics"),
+    satisfies(
+        lambda m: (
+            set(m)
+            == set(colour_science.DELTA_E_METHODS)
+            - {"CIE 1976", "CIE 1994", "CIE 2000", "cie1976", "cie1994", "cie2000"}
+            | {"CIE76", "CIE94", "CIEDE2000"}
+        ),
+        "colour-science's fourteen metrics",
+    ),
 )
 case("DEFAULT_OBSERVER", lambda: C.DEFAULT_OBSERVER in colour_science.CCS_ILLUMINANTS, satisfies(bool, "an observer"))
 

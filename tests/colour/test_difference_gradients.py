@@ -17,9 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toolkit as tk
-from toolkit.colour import METRICS, ciede2000, rgb_to_lab, rgb_to_xyz
+from toolkit.colour import METRIC_INPUTS, ciede2000, rgb_to_lab, rgb_to_xyz
+from toolkit.colour import METRICS as ALL_METRICS
 from toolkit.colour._chroma import _cone, chroma
 
+# The metrics on CIE L*a*b* defined for every finite Lab colour. DIN99 (NaN for L* <= -63.3) and the metrics
+# on ICtCp and J'a'b' get the same sweeps through colordiff in test_metrics.py.
+METRICS = {name: f for name, f in ALL_METRICS.items() if METRIC_INPUTS[name] == "Lab" and name != "DIN99"}
 NAMES = list(METRICS)
 SIZE = 2 * 7 * 11**3  # pairs per evaluation: the RGB-grid sweep, both argument orders
 BATCH = 32  # pairs per finite-difference check (with 24 shifted copies each)
@@ -80,7 +84,7 @@ def differentiable(lab1, lab2, margin=0.5):
 
     ΔE = 0; a grey colour (C' > 1 keeps the hue-direction curvature, ~1/C, tame); CIEDE2000's 180° seam and
     the wrap of its mean hue at 0°/360° (where its rotation term jumps by 3e-4 degrees); CMC's branch points
-    (reference hue 55°, 164°, 282°, 345°, reference L* = 16).
+    (reference hue 55°, 164°, 282°, 345°, reference L* = 16); HyAB's and HyCH's |ΔL*| at ΔL* = 0.
     """
     (C1, C2), (h1, h2) = primed(lab1, lab2)
     d = np.abs(h1 - h2)
@@ -93,6 +97,7 @@ def differentiable(lab1, lab2, margin=0.5):
         & ~near(mean, [0], margin)
         & ~near(hue1, [55, 164, 282, 345], margin)
         & (np.abs(lab1[..., 0] - 16) > 0.01)
+        & (np.abs(lab1[..., 0] - lab2[..., 0]) > 0.01)
     )
 
 
@@ -394,7 +399,8 @@ def test_gradient_on_the_seam_is_the_limit_from_inside_and_symmetric():
 
 
 # toolkit's metric, colour-science's method name for it (same defaults: CMC 2:1, CIE94 and CIEDE2000 not textiles)
-COLOUR_SCIENCE = {"CIEDE2000": "CIE 2000", "CIE94": "CIE 1994", "CMC": "CMC", "CIE76": "CIE 1976"}
+COLOUR_SCIENCE = {"CIEDE2000": "CIE 2000", "CIE94": "CIE 1994", "CMC": "CMC", "CIE76": "CIE 1976", "HyAB": "HyAB"}
+COLOUR_SCIENCE["HyCH"] = "HyCH"
 
 
 def colour_science_gradients(method, lab1, lab2, step=1e-4):

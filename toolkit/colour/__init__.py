@@ -1,5 +1,10 @@
 """Differentiable colour science: colour types, conversions and colour differences.
 
+Every colour difference colour-science's ``delta_E`` offers (``METRICS``; ``colordiff`` takes each of
+its names): CIEDE2000, CIE94, CMC, CIE76, DIN99, HyAB, HyCH (on CIE L*a*b*), ITP (on ICtCp) and
+CAM02-LCD/SCD/UCS, CAM16-LCD/SCD/UCS (on J′a′b′, from ``xyz_to_ucs``), with the conversions they need
+(``xyz_to_ciecam02``, ``xyz_to_cam16``, ``lab_to_din99``, ``xyz_to_ictcp``, ``pq_encode``).
+
 Import colour-science as ``colour_science`` beside this module to avoid the
 name clash (``import colour as colour_science``).
 
@@ -29,10 +34,25 @@ promotion gives its inputs (the colours' channels and numeric settings such as
 """
 
 from toolkit.colour import transfer
+from toolkit.colour.cam import SURROUNDS, Appearance, Surround, xyz_to_cam16, xyz_to_ciecam02
 from toolkit.colour.convert import lab_to_rgb, lab_to_xyz, rgb_to_lab, rgb_to_xyz, xyz_to_lab, xyz_to_rgb
-from toolkit.colour.difference import METRICS, cie76, cie94, ciede2000, cmc, colordiff
+from toolkit.colour.difference import cie76, cie94, ciede2000, cmc, hyab, hych
+from toolkit.colour.din99 import din99, lab_to_din99
+from toolkit.colour.ictcp import itp, pq_encode, rgb_to_ictcp, xyz_to_ictcp
+from toolkit.colour.images import mean_difference
+from toolkit.colour.metrics import METRIC_INPUTS, METRICS, colordiff
 from toolkit.colour.spaces import DEFAULT_OBSERVER, rgb_space, supported_spaces, whitepoint
 from toolkit.colour.types import RGB, XYZ, Lab, as_array, channels, from_channels, like
+from toolkit.colour.ucs import (
+    cam02_lcd,
+    cam02_scd,
+    cam02_ucs,
+    cam16_lcd,
+    cam16_scd,
+    cam16_ucs,
+    jmh_to_ucs,
+    xyz_to_ucs,
+)
 
 __all__ = [
     "RGB",
@@ -57,6 +77,29 @@ __all__ = [
     "cie94",
     "cmc",
     "cie76",
+    "hyab",
+    "hych",
+    "din99",
+    "lab_to_din99",
+    "itp",
+    "pq_encode",
+    "rgb_to_ictcp",
+    "xyz_to_ictcp",
+    "Surround",
+    "SURROUNDS",
+    "Appearance",
+    "xyz_to_ciecam02",
+    "xyz_to_cam16",
+    "jmh_to_ucs",
+    "xyz_to_ucs",
+    "cam02_lcd",
+    "cam02_scd",
+    "cam02_ucs",
+    "cam16_lcd",
+    "cam16_scd",
+    "cam16_ucs",
     "colordiff",
+    "mean_difference",
     "METRICS",
+    "METRIC_INPUTS",
 ]

@@ -57,7 +57,6 @@ References:
 
 from __future__ import annotations
 
-import inspect
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -73,11 +72,9 @@ from toolkit.colour._chroma import chroma
 from toolkit.colour._dtypes import as_they_are, cast, needs_cast, promoted, working_dtype
 from toolkit.colour._hue import hue, hue_difference, mean_hue, shared_hues, wraps
 from toolkit.colour._scale import chroma_scale, cross, norm3, rescaled
-from toolkit.colour.convert import lookup, rgb_to_lab, xyz_to_lab
-from toolkit.colour.spaces import DEFAULT_OBSERVER
 from toolkit.colour.types import RGB, XYZ, Lab, batch_shape, channels, checked, well_formed
 
-__all__ = ["ciede2000", "cie94", "cmc", "cie76", "colordiff", "METRICS"]
+__all__ = ["ciede2000", "cie94", "cmc", "cie76", "hyab", "hych"]
 
 _25_TO_7 = 25.0**7
 _COS = {d: float(np.cos(np.radians(d))) for d in (6, 30, 63)}  # of the phase angles in T
@@ -276,8 +273,8 @@ def _lightness_weight(L1: jax.Array, L2: jax.Array) -> jax.Array:
     return 1 + 0.015 * t * (capped / jnp.sqrt(20 + capped * capped))
 
 
-def _ciede2000(lab1: Any, lab2: Any, kL: Any, kC: Any, kH: Any) -> jax.Array:
-    L1, a1, b1, L2, a2, b2 = _pair("ciede2000", ("lab1", "lab2"), lab1, lab2)
+def _ciede2000_terms(L1, a1, b1, L2, a2, b2, kL: Any, kC: Any, kH: Any) -> tuple[jax.Array, ...]:
+    """Halves of CIEDE2000's ΔL'/(kL·S_L), ΔC'/(kC·S_C), ΔH'/(kH·S_H), and R_T (Sharma et al. 2005, eq. 1-22)."""
     s, r = chroma_scale(a1, b1, a2, b2)  # a*, b* divided by s (exactly): chromas below are in units of s
     a1, b1, a2, b2 = a1 * r, b1 * r, a2 * r, b2 * r
     mean_chroma = (chroma(a1, b1, a2, b2) + chroma(a2, b2, a1, b1)) / 2
@@ -297,6 +294,12 @@ def _ciede2000(lab1: Any, lab2: Any, kL: Any, kC: Any, kH: Any) -> jax.Array:
     # Halves of the standard's three terms (so that L2 - L1 cannot overflow), combined as hypot combines.
     l = (L2 / 2 - L1 / 2) / (kL * _lightness_weight(L1, L2))  # noqa: E741 (the standard's names)
     c, h = 0.5 * dC / (kC * S_C), 0.5 * dH / (kH * S_H)
+    return l, c, h, R_T
+
+
+def _ciede2000(lab1: Any, lab2: Any, kL: Any, kC: Any, kH: Any) -> jax.Array:
+    L1, a1, b1, L2, a2, b2 = _pair("ciede2000", ("lab1", "lab2"), lab1, lab2)
+    l, c, h, R_T = _ciede2000_terms(L1, a1, b1, L2, a2, b2, kL, kC, kH)  # noqa: E741
     return 2 * norm3(l, c, h, R_T)
 
 
@@ -492,179 +495,85 @@ def cie76(lab1: Any, lab2: Any) -> jax.Array:
     return _run(_cie76_compiled, "cie76", ("lab1", "lab2"), lab1, lab2)
 
 
-# --- colordiff -----------------------------------------------------------------------
-
-METRICS: dict[str, Callable[..., jax.Array]] = {
-    "CIEDE2000": ciede2000,
-    "CIE94": cie94,
-    "CMC": cmc,
-    "CIE76": cie76,
-}
-_ALIASES = {  # colour-science's and Colors.jl's names for the same metrics
-    "CIE 2000": "CIEDE2000",
-    "DE_2000": "CIEDE2000",
-    "CIE 1994": "CIE94",
-    "DE_94": "CIE94",
-    "DE_CMC": "CMC",
-    "CIE 1976": "CIE76",
-    "DE_AB": "CIE76",
-}
-_KINDS = {"RGB": RGB, "Lab": Lab, "XYZ": XYZ}
-_DEFAULT_SETTINGS = {
-    "space": "sRGB",
-    "linear": False,
-    "illuminant": "D65",
-    "observer": DEFAULT_OBSERVER,
-    "reference_white": "illuminant",
-}
+# --- HyAB and HyCH ---------------------------------------------------------------------
 
 
-def _metric(metric: str | Callable[..., jax.Array]) -> Callable[..., jax.Array]:
-    if callable(metric):
-        _check_takes_two(metric)
-        return metric
-    names = {name.upper(): name for name in list(METRICS) + list(_ALIASES)}
-    name = names.get(str(metric).upper()) if isinstance(metric, str) else None
-    if name is None:
-        raise ValueError(
-            f"colordiff: unknown metric {metric!r}; choose one of {', '.join(map(repr, METRICS))} "
-            f"(also accepted: {', '.join(map(repr, _ALIASES))}), or pass a function f(lab1, lab2), "
-            f"e.g. functools.partial(tk.colour.cmc, l=1, c=1)."
-        )
-    return METRICS[_ALIASES.get(name, name)]
+@jax.custom_jvp
+def _abs(x: jax.Array) -> jax.Array:
+    """|x| with derivative 0 at x = 0 (the minimum-norm subgradient; ``jnp.abs``'s is 1 there)."""
+    return jnp.abs(x)
 
 
-def _check_takes_two(metric: Callable[..., Any]) -> None:
-    try:
-        signature = inspect.signature(metric)
-    except (TypeError, ValueError):
-        return  # no signature to read (some builtins): the call will tell
-    try:
-        signature.bind(None, None)
-    except TypeError:
-        raise TypeError(
-            f"colordiff: metric must be a function of two Lab colours, f(lab1, lab2), but "
-            f"{getattr(metric, '__name__', type(metric).__name__)}{signature} cannot be called with two; "
-            f"bind other settings first, e.g. functools.partial(tk.colour.cmc, l=1, c=1)."
-        ) from None
+@_abs.defjvp
+def _abs_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    return jnp.abs(x), jnp.sign(x) * dx
 
 
-def _check_batches(a: Any, b: Any) -> None:
-    """A ``ValueError`` naming ``a`` and ``b`` (not the metric's arguments) if their batch shapes do not broadcast."""
-    shapes = [batch_shape(a), batch_shape(b)]
-    try:
-        np.broadcast_shapes(*shapes)
-    except ValueError:
-        raise ValueError(
-            f"colordiff: the batch shapes of a {shapes[0]} and b {shapes[1]} do not broadcast together "
-            f"(the trailing channel axis excluded). Give them equal shapes, or size-1 axes to broadcast along, "
-            f"e.g. a[:, None] against b[None, :]."
-        ) from None
+def _hyab(lab1: Any, lab2: Any) -> jax.Array:
+    L1, a1, b1, L2, a2, b2 = _pair("hyab", ("lab1", "lab2"), lab1, lab2)
+    return 2 * (_abs(L1 / 2 - L2 / 2) + safe.hypot(a1 / 2 - a2 / 2, b1 / 2 - b2 / 2))  # halves cannot overflow
 
 
-def _kind(arrays: Any) -> type | None:
-    if arrays is None or arrays in _KINDS.values():
-        return arrays
-    if isinstance(arrays, str) and arrays in _KINDS:
-        return _KINDS[arrays]
-    raise ValueError(f"colordiff: arrays must be 'RGB', 'Lab' or 'XYZ' (what plain arrays hold), got {arrays!r}.")
+_hyab_compiled = jax.jit(_hyab)
 
 
-def _checked_colour(colour: Any, name: str, kind: type | None) -> tuple[Any, type]:
-    """``colour``, checked to hold real numbers (and, if a plain array, to hold ``kind``), and its kind."""
-    if isinstance(colour, (RGB, Lab, XYZ)):
-        kind = type(colour)
-    colour = checked(colour, kind, "colordiff", name)
-    if kind is None:
-        raise TypeError(
-            f"colordiff: {name} is a plain array ({describe(jnp.asarray(colour))}), which could hold RGB or Lab "
-            f"values. Say which, for every plain array:\n"
-            f"  colordiff(a, b, arrays='RGB')   # or arrays='Lab' (or 'XYZ')\n"
-            f"or pass a struct: tk.colour.RGB(r, g, b), tk.colour.Lab(l, a, b)."
-        )
-    if not well_formed(colour, kind):
-        channels(colour, kind, "colordiff", name)  # raises, naming colordiff's argument
-    return colour, kind
+def hyab(lab1: Any, lab2: Any) -> jax.Array:
+    """HyAB colour difference: |ΔL*| + sqrt(Δa*² + Δb*²), city block in lightness (Abasi et al. 2020).
 
+    For large differences (about 10 ΔE*ab and more). As colour-science's ``delta_E(lab1, lab2, method="HyAB")``.
+    Symmetric. Kinks at ΔL* = 0 and at Δa* = Δb* = 0: the gradient of each term is **0** there (the
+    minimum-norm subgradient), so it is 0 at identical colours.
 
-def _to_lab(colour: Any, kind: type, work: Any, rgb_settings: dict[str, Any], lab_settings: dict[str, Any]) -> Any:
-    """``colour`` (of ``kind``) as Lab: RGB and XYZ converted in the working dtype, Lab as it is."""
-    if kind is Lab:
-        return colour  # the metric casts it itself
-    if needs_cast(colour, work):
-        colour = cast(colour, work)
-    if kind is RGB:
-        return rgb_to_lab(colour, **rgb_settings)
-    return xyz_to_lab(colour, **lab_settings)
-
-
-def colordiff(
-    a: Any,
-    b: Any,
-    metric: str | Callable[..., jax.Array] = "CIEDE2000",
-    *,
-    arrays: str | type | None = None,
-    space: str = "sRGB",
-    **conversion: Any,
-) -> jax.Array:
-    """The colour difference between ``a`` and ``b`` (Colors.jl's ``colordiff``; default metric CIEDE2000).
-
-    ``a`` and ``b`` are ``RGB``, ``Lab`` or ``XYZ`` structs, or plain arrays whose
-    last axis holds three channels; colours that are not Lab are converted with
-    :func:`~toolkit.colour.rgb_to_lab` (RGB in ``space``, sRGB by default) or
-    :func:`~toolkit.colour.xyz_to_lab`. A plain array does not say what it holds,
-    so with plain arrays ``arrays`` is required: ``"RGB"``, ``"Lab"`` or ``"XYZ"``.
-
-    Args:
-        metric: ``"CIEDE2000"`` (default), ``"CIE94"``, ``"CMC"`` (2:1), ``"CIE76"``
-            (case-insensitive; colour-science's and Colors.jl's names work too), or
-            a function ``f(lab1, lab2)`` for other settings. For the asymmetric
-            CIE94 and CMC, ``a`` is the reference.
-        arrays: what plain arrays hold (structs say it themselves).
-        space: the RGB colourspace of RGB colours.
-        conversion: ``linear``, ``illuminant``, ``observer``, ``reference_white``,
-            as for :func:`~toolkit.colour.rgb_to_lab` (``illuminant``/``observer``
-            also apply to XYZ colours). Every setting is checked, whether or not
-            the colours given need it.
-
-    The gradient is with respect to the colours as given: an ``RGB`` struct gets
-    an ``RGB`` gradient. See :mod:`toolkit.colour.difference` for the gradients
-    at grey colours, at ΔE = 0 and along the 180° hue seam.
+    Reference:
+        Abasi S., Amani Tehran M., Fairchild M. D. (2020), Distance metrics for very large color
+        differences, Color Research & Application 45(2), 208-223.
 
     Example:
-        >>> import toolkit as tk
-        >>> from toolkit.colour import RGB, colordiff
-        >>> round(float(colordiff(RGB(1.0, 0.0, 0.0), RGB(1.0, 1.0, 1.0))), 2)
-        45.81
-        >>> grad = tk.gradient(lambda y: colordiff(RGB(1.0, 0.0, 0.0), y), RGB(1.0, 1.0, 1.0))[0]
-        >>> type(grad).__name__
-        'RGB'
+        >>> from toolkit.colour import Lab, hyab
+        >>> round(float(hyab(Lab(39.91531343, 51.16658481, 146.12933781), Lab(53.12207516, -39.92365056, 249.54831278))), 4)
+        151.0215
     """
-    f = _metric(metric)
-    kind = _kind(arrays)
-    unknown = sorted(set(conversion) - {"linear", "illuminant", "observer", "reference_white"})
-    if unknown:
-        raise TypeError(
-            f"colordiff: unknown keyword argument(s) {', '.join(unknown)}; conversion settings are linear, "
-            f"illuminant, observer and reference_white (metric settings go in a function: "
-            f"metric=functools.partial(tk.colour.cmc, l=1, c=1))."
-        )
-    lab_settings = {k: v for k, v in conversion.items() if k in ("illuminant", "observer")}
-    rgb_settings = dict(conversion, space=space)
-    lookup("colordiff", **{**_DEFAULT_SETTINGS, **rgb_settings})  # every setting checked, used or not
-    (a, kind_a), (b, kind_b) = _checked_colour(a, "a", kind), _checked_colour(b, "b", kind)
-    _check_batches(a, b)
-    dtype = promoted(a, b)
-    work = working_dtype(dtype)
-    # RGB and XYZ are converted in the working dtype (float32 for half precision), so
-    # that Lab is not rounded to float16 or bfloat16 on the way to the metric.
-    lab_a = _to_lab(a, kind_a, work, rgb_settings, lab_settings)
-    lab_b = _to_lab(b, kind_b, work, rgb_settings, lab_settings)
-    difference = f(lab_a, lab_b)
-    if work == dtype:
-        return difference
-    # Half precision: return what f gives colours of dtype.
-    if isinstance(metric, str):  # one of ours at its defaults: the colours' dtype
-        return cast(difference, dtype)
-    like = [jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), dtype), lab) for lab in (lab_a, lab_b)]
-    return jax.tree.map(lambda d, shape: d.astype(shape.dtype), difference, jax.eval_shape(f, *like))
+    return _run(_hyab_compiled, "hyab", ("lab1", "lab2"), lab1, lab2)
+
+
+def _hych(lab1: Any, lab2: Any, textiles: bool) -> jax.Array:
+    L1, a1, b1, L2, a2, b2 = _pair("hych", ("lab1", "lab2"), lab1, lab2)
+    l, c, h, _ = _ciede2000_terms(L1, a1, b1, L2, a2, b2, 2.0 if textiles else 1.0, 1.0, 1.0)  # noqa: E741
+    return 2 * (_abs(l) + safe.hypot(c, h))  # the halves of CIEDE2000's terms, doubled
+
+
+_hych_compiled = jax.jit(_hych, static_argnums=2)
+
+
+def hych(lab1: Any, lab2: Any, textiles: bool = False) -> jax.Array:
+    """HyCH colour difference: |ΔL'/S_L| + sqrt((ΔC'/S_C)² + (ΔH'/S_H)²), from CIEDE2000's terms (Abasi et al. 2020).
+
+    CIEDE2000's weighted lightness, chroma and hue differences (without its rotation term), lightness
+    city block; ``textiles=True`` uses k_L = 2. As colour-science's ``delta_E(lab1, lab2, method="HyCH")``.
+    Symmetric. Gradients: **0** where ΔL' = 0 (for that term) and at identical colours; at a grey colour
+    along the other colour's hue, as :func:`ciede2000` (see :mod:`toolkit.colour.difference`), and
+    CIEDE2000's 180° seam as there.
+
+    Reference:
+        Abasi S., Amani Tehran M., Fairchild M. D. (2020), Distance metrics for very large color
+        differences, Color Research & Application 45(2), 208-223.
+
+    Example:
+        >>> from toolkit.colour import Lab, hych
+        >>> round(float(hych(Lab(39.91531343, 51.16658481, 146.12933781), Lab(53.12207516, -39.92365056, 249.54831278))), 4)
+        48.6643
+    """
+    if not isinstance(textiles, (bool, np.bool_)):
+        raise TypeError(f"hych: textiles must be True or False, got {textiles!r}.")
+    flag = bool(textiles)
+    return _run(lambda x, y: _hych_compiled(x, y, flag), "hych", ("lab1", "lab2"), lab1, lab2)
+
+
+def __getattr__(name: str) -> Any:
+    """``colordiff`` and ``METRICS``, which live in :mod:`toolkit.colour.metrics`, importable from here as before."""
+    if name in ("colordiff", "METRICS"):
+        from toolkit.colour import metrics  # noqa: PLC0415 (metrics imports this module)
+
+        return getattr(metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
