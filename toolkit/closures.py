@@ -69,6 +69,8 @@ def _is_library(thing: Any) -> bool:
     code = getattr(thing, "__code__", None)
     if code is not None:
         return _is_library_file(code.co_filename)
+    if isinstance(thing, types.ModuleType):
+        return thing.__name__.split(".")[0] in _LIBRARIES
     module = getattr(thing, "__module__", None) or ""
     return module.split(".")[0] in _LIBRARIES
 
