@@ -21,7 +21,7 @@ minutes), then the whole loop compiled into one program with ``tk.optimise``,
 first on the same implicit ``Params``, then in the explicit style, which is the
 recommended one (Flux itself deprecated implicit parameters).
 
-Run: python examples/basic_loop.py
+Run: python examples/basic_loop.py [--steps N] (default 10^5)
 """
 
 import time
@@ -81,4 +81,6 @@ def main(steps: int = 10**5) -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 10**5)

@@ -7,7 +7,7 @@ gradient of a ``GG`` comes back as a ``GG``. First the seed's loop as written
 program), then ``tk.optimise`` running all 10^5 Momentum steps as one compiled
 loop, with no optimiser code written for ``GG`` in either.
 
-Run: python examples/custom_struct.py
+Run: python examples/custom_struct.py [--steps N] (default 10^5)
 """
 
 import time
@@ -61,4 +61,6 @@ def main(steps: int = 10**5) -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 10**5)
