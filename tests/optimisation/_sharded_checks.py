@@ -25,7 +25,12 @@ from jax.sharding import PartitionSpec as P
 import toolkit as tk
 from toolkit.colour import RGB, ciede2000, colordiff, lab_to_rgb, lab_to_xyz, rgb_to_lab, rgb_to_xyz, xyz_to_lab
 
-DUMP = pathlib.Path(sys.argv[1])
+
+def dump() -> pathlib.Path:
+    """The folder XLA dumps into: the first argument (read when run, not when pytest collects this file)."""
+    return pathlib.Path(sys.argv[1])
+
+
 COLLECTIVE = re.compile(
     r"= (?P<type>.*?) (?P<op>all-reduce|all-gather|reduce-scatter|all-to-all|collective-permute)(?:-start)?\("
     r".*?replica_groups=(?P<groups>\S+ \{[^}]*\})?"
@@ -39,9 +44,9 @@ def mesh(shape: tuple[int, ...], names: tuple[str, ...], devices: Any = None) ->
 def compiled(call: Any) -> tuple[Any, list[dict[str, str]], int]:
     """``call()``'s value, the collectives of the one chunk it compiled, and how many chunks it compiled."""
     pattern = "*jit_run*cpu_after_optimizations.txt"
-    before = set(DUMP.glob(pattern))
+    before = set(dump().glob(pattern))
     value = call()
-    programs = sorted(set(DUMP.glob(pattern)) - before)
+    programs = sorted(set(dump().glob(pattern)) - before)
     found = [] if not programs else [m.groupdict() for m in COLLECTIVE.finditer(programs[-1].read_text())]
     return value, found, len(programs)
 
