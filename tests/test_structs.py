@@ -648,3 +648,39 @@ def test_field_takes_the_dataclass_field_arguments():
     assert (o.tags, o.hidden) == ((), 7) and len(jax.tree.leaves(o)) == 1
     with pytest.raises(TypeError, match="keyword-only argument: 'x'"):
         Options(jnp.ones(1))  # type: ignore[misc]
+
+
+@tk.struct
+class _Three:
+    a: jax.Array
+    b: jax.Array
+    c: jax.Array
+    tag: str = tk.field(static=True, default="t")
+
+
+@pytest.mark.parametrize("symbol", ["+", "-", "*", "/"])
+def test_arithmetic_on_concrete_fields_equals_the_field_by_field_jnp_operation(symbol):
+    op = {"+": jnp.add, "-": jnp.subtract, "*": jnp.multiply, "/": jnp.divide}[symbol]
+    x = _Three(jnp.array([1.0, 2.0]), jnp.asarray(3.0), jnp.array([[1, 2]], jnp.int32))  # weak f32, f32, int
+    y = _Three(jnp.array([0.5, -1.0]), jnp.asarray(2.0), jnp.array([[3, 4]], jnp.int32))
+    pick = {"+": lambda p, q: p + q, "-": lambda p, q: p - q, "*": lambda p, q: p * q, "/": lambda p, q: p / q}[symbol]
+    for other in (0.5, 2, jnp.float32(4.0), jnp.array([1.0, 3.0]), y):
+        forward, backward = pick(x, other), None if tk.is_struct(other) else pick(other, x)
+        for f in ("a", "b", "c"):
+            o = getattr(other, f) if tk.is_struct(other) else other
+            want = op(getattr(x, f), o)
+            got = getattr(forward, f)
+            assert got.dtype == want.dtype and got.weak_type == want.weak_type and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+            if backward is not None:
+                want_r = op(o, getattr(x, f))
+                got_r = getattr(backward, f)
+                assert got_r.dtype == want_r.dtype and got_r.weak_type == want_r.weak_type
+                np.testing.assert_array_equal(got_r, want_r)
+        assert forward.tag == "t"
+
+
+def test_arithmetic_under_jit_is_traced_field_by_field():
+    x = _Three(jnp.ones(2), jnp.ones(()), jnp.ones(3))
+    jaxpr = str(jax.make_jaxpr(lambda s: s * 2.0 - s)(x))
+    assert "pjit" not in jaxpr and jaxpr.count("mul") == 3 and jaxpr.count("sub") == 3, jaxpr

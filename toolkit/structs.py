@@ -437,8 +437,67 @@ def _pairwise_field(op: Callable, symbol: str, a: Any, b: Any, path: str) -> Any
     return jax.tree_util.tree_unflatten(tree_a, out)
 
 
+# --- arithmetic in one call ------------------------------------------------------
+# Eagerly, ``colour - eta * grad`` on a struct of three arrays is six dispatches of
+# a few microseconds each; when every data field is itself a concrete JAX array, the
+# checks run as below and the arithmetic of all fields is one jitted call. Under a
+# transformation (tracers) it is the plain field-by-field code, so jaxprs are unchanged.
+# ``**`` keeps the plain path: a Python exponent must stay static (integer_pow).
+
+
+@functools.cache
+def _fields_at_once(op: Callable, reflected: bool) -> Callable:
+    def apply(leaves: tuple, other: Any) -> tuple:
+        return tuple(op(other, leaf) if reflected else op(leaf, other) for leaf in leaves)
+
+    return jax.jit(apply)
+
+
+@functools.cache
+def _pairs_at_once(op: Callable) -> Callable:
+    return jax.jit(lambda xs, ys: tuple(op(x, y) for x, y in zip(xs, ys)))
+
+
+_CONCRETE: set[type] = set()  # the type of a concrete JAX array, learnt on first use (no device work at import)
+
+
+def _concrete_arrays(values: list[Any]) -> bool:
+    if not _CONCRETE:
+        _CONCRETE.add(type(jax.numpy.zeros(())))
+    return all(type(v) in _CONCRETE for v in values)
+
+
+def _at_once(op: Callable, symbol: str, self: Any, other: Any, reflected: bool) -> Any:
+    """``self op other`` with every field in one call, or ``None`` where the plain path applies."""
+    if op is operator.pow:
+        return None
+    data, static = getattr(type(self), _FIELDS)
+    leaves = [getattr(self, f) for f in data]
+    if is_struct(other):
+        if type(other) is not type(self) or any(getattr(self, f) != getattr(other, f) for f in static):
+            return None  # the plain path says what differs
+        others = [getattr(other, f) for f in data]
+        if not data or not _concrete_arrays(leaves + others):
+            return None
+        for f, a, b in zip(data, leaves, others):
+            _check_broadcast(f"{type(self).__name__}.{f}", a, b)
+        first, second = (others, leaves) if reflected else (leaves, others)
+        results = _pairs_at_once(op)(tuple(first), tuple(second))
+    else:
+        number = type(other) in (int, float)
+        if not data or not _concrete_arrays(leaves + ([] if number else [other])):
+            return None
+        for f, leaf in zip(data, leaves):
+            _check_broadcast(f"{type(self).__name__}.{f}", leaf, other)
+        results = _fields_at_once(op, reflected)(tuple(leaves), other)
+    return _new(type(self), {**{f: getattr(self, f) for f in static}, **dict(zip(data, results))})
+
+
 def _dispatch(op: Callable, symbol: str, dunder: str, self: Any, other: Any, reflected: bool) -> Any:
     name = type(self).__name__
+    fast = _at_once(op, symbol, self, other, reflected)
+    if fast is not None:
+        return fast
     if is_struct(other):  # errors name the left operand's type (Python tries a subclass's reflected method first)
         if reflected:
             return _pairwise(op, symbol, other, self, type(other).__name__)
