@@ -10,10 +10,7 @@ it is cached under (``toolkit.cache``). A call whose key was seen before runs
 that program, on the arrays' current values, so nothing is ever stale: a
 changed array is read as an input, a changed number or function compiles anew.
 
-The first call with a key runs eagerly (a call made once, in a notebook or a
-check, is faster that way than compiled); the second compiles, and later ones
-run the compiled program. A call runs eagerly (as plain JAX, re-tracing each
-time) instead when
+A call runs eagerly (as plain JAX, re-tracing each time) instead when
 
 * it is made under an outer transformation (``jax.jit``, ``jax.vmap``,
   ``jax.grad``): it is then simply traced into the outer program;
@@ -88,11 +85,10 @@ def eager() -> Iterator[None]:
 class _Entry:
     """One cached program: the jitted function, and whether the call runs eagerly instead."""
 
-    __slots__ = ("program", "runs_eagerly", "static", "seen")
+    __slots__ = ("program", "runs_eagerly", "static")
 
     def __init__(self, body: Callable[..., Any]):
         self.runs_eagerly = False
-        self.seen = False  # whether a call with this key has run (the first runs eagerly)
         self.static: tuple[Any, list[Any], list[bool] | None] | None = (
             None  # the output's structure and non-array leaves
         )
@@ -139,9 +135,6 @@ def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any
     if captured.effects:
         entry.runs_eagerly = True
         _warn_effects(caller, _name(named), captured.effects)
-        return body(*values)
-    if not entry.seen:  # a call made once (a notebook cell, a check) is faster eagerly than compiled
-        entry.seen = True
         return body(*values)
     return _run(caller, named, entry, captured, body, values)
 

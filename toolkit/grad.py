@@ -277,11 +277,10 @@ def gradient(f: Callable[..., Any], *args: Any, has_aux: bool = False) -> Any:
     argument the gradient is ``∂f/∂x + i∂f/∂y`` (Zygote's; ``jax.grad``'s conjugate).
     With ``has_aux=True``, ``f`` returns ``(loss, aux)`` and the result is ``(grads, aux)``.
 
-    Called eagerly, it runs compiled: the first call with a function runs eagerly,
-    the second compiles it, and later calls with the same code (a new lambda each
-    time is fine) and the same shapes run the compiled program on the current
-    values of everything the function reads (see ``toolkit.compiled`` for what
-    falls back to eager).
+    Called eagerly, it runs compiled: the first call with a function compiles it,
+    later calls with the same code (a new lambda each time is fine) and the same
+    shapes run the compiled program on the current values of everything the
+    function reads (see ``toolkit.compiled`` for what falls back to eager).
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
