@@ -184,6 +184,20 @@ def test_item_and_numpy_on_values_fall_back(needs_value):
     assert got[1] is None
 
 
+def test_the_function_is_traced_once_and_every_call_gives_the_same_bits():
+    traces = itertools.count()
+
+    def loss(x):
+        next(traces)  # runs when the function runs in Python: only when a program is traced
+        return jnp.sum(jnp.sin(x) * jnp.exp(x))
+
+    x = jnp.array([0.3, 1.7, -0.4])
+    results = [tk.gradient(loss, x)[0] for _ in range(4)]
+    np.testing.assert_allclose(results[0], (np.cos(x) + np.sin(x)) * np.exp(x), rtol=1e-6)
+    assert all(np.array_equal(r, results[0]) for r in results)  # the first call runs the same program as the rest
+    assert next(traces) == 1
+
+
 def test_printing_runs_every_call(capsys):
     def noisy(x):
         print("called")
