@@ -36,10 +36,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from toolkit import closures
+from toolkit import closures, filters
 from toolkit.cache import Cache, Key
 
 __all__ = ["EagerFallbackWarning", "eager", "call"]
@@ -59,7 +58,7 @@ _NEEDS_VALUES = (
     jax.errors.NonConcreteBooleanIndexError,
 )
 _OURS = tuple(os.path.dirname(m.__file__ or "") + os.sep for m in (jax, np, closures))
-_CONCRETE: set[type] = set()  # the types of concrete arrays (found on first use: no device work at import)
+_CONCRETE: set[type] = set()  # concrete JAX arrays, PRNG keys and NumPy arrays (made on first use)
 
 
 @contextlib.contextmanager
@@ -167,7 +166,7 @@ def _run(caller: str, named: Any, entry: _Entry, captured: closures.Captured, bo
 
 def _all_concrete(arrays: tuple[Any, ...]) -> bool:
     if not _CONCRETE:
-        _CONCRETE.update({np.ndarray, type(jnp.zeros(())), type(jax.random.key(0))})
+        _CONCRETE.update({np.ndarray, filters.concrete_array_type(), type(jax.random.key(0))})
     return all(type(a) in _CONCRETE for a in arrays)
 
 

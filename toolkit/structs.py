@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from toolkit._show import describe, short_repr
-from toolkit.filters import is_numeric, non_numeric
+from toolkit.filters import concrete_array_type, is_numeric, non_numeric
 
 __all__ = ["field", "is_struct", "struct"]
 
@@ -458,13 +458,9 @@ def _pairs_at_once(op: Callable) -> Callable:
     return jax.jit(lambda xs, ys: tuple(op(x, y) for x, y in zip(xs, ys)))
 
 
-_CONCRETE: set[type] = set()  # the type of a concrete JAX array, learnt on first use (no device work at import)
-
-
 def _concrete_arrays(values: list[Any]) -> bool:
-    if not _CONCRETE:
-        _CONCRETE.add(type(jax.numpy.zeros(())))
-    return all(type(v) in _CONCRETE for v in values)
+    concrete = concrete_array_type()
+    return all(type(v) is concrete for v in values)
 
 
 def _at_once(op: Callable, symbol: str, self: Any, other: Any, reflected: bool) -> Any:
