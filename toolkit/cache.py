@@ -37,7 +37,7 @@ class Key:
         return self._hash
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Key) and self._hash == other._hash and self.parts == other.parts
+        return other is self or (isinstance(other, Key) and self._hash == other._hash and self.parts == other.parts)
 
 
 class Cache(Generic[V]):

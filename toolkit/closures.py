@@ -49,6 +49,7 @@ import jax
 import numpy as np
 
 from toolkit import _effects
+from toolkit.cache import Key
 from toolkit.params import Param, Params
 
 __all__ = ["Captured", "capture"]
@@ -66,11 +67,11 @@ def _is_library(thing: Any) -> bool:
     A function is judged by the file its code is in (a doctest's lambda is the
     user's even inside a toolkit module), anything else by its module's name.
     """
+    if isinstance(thing, types.ModuleType):  # first: a module's getattr may run its lazy __getattr__
+        return thing.__name__.split(".")[0] in _LIBRARIES
     code = getattr(thing, "__code__", None)
     if code is not None:
         return _is_library_file(code.co_filename)
-    if isinstance(thing, types.ModuleType):
-        return thing.__name__.split(".")[0] in _LIBRARIES
     module = getattr(thing, "__module__", None) or ""
     return module.split(".")[0] in _LIBRARIES
 
@@ -196,6 +197,9 @@ def _key(value: Any, walk: _Walk, depth: int) -> Any:
     if kind in _ARRAY_TYPES:
         walk.arrays.append(value)
         return ("array", value.shape, value.dtype, value.weak_type)
+    if kind is np.ndarray and value.dtype.kind in "biufc":
+        walk.arrays.append(value)
+        return ("array", value.shape, value.dtype, False)
     if depth <= _DEPTH:
         handler = _HANDLERS.get(kind)
         if handler is not None:
@@ -264,12 +268,15 @@ def _library_tuple_key(value: tuple, walk: _Walk, depth: int) -> Any:
     identity, not equality: equal rules may hold a number in one and an array in
     the other.) Tuples that hold arrays themselves (optimiser states) are walked.
     """
-    if _holds_inputs(value):
-        return _tree_or_object_key(value, walk, depth)
+    if not value:  # optax's EmptyState(), made anew by every step: its type says it all
+        return ("empty", type(value))
     hit = _LIBRARY_TUPLES.get(id(value))
     if hit is None or hit[0] is not value:
+        if _holds_inputs(value):  # an optimiser state, new each step: walked, not remembered
+            return _tree_or_object_key(value, walk, depth)
         inner = _Walk()  # a walk of its own, from depth 0, so that what is remembered holds wherever it is met
-        hit = (value, _tree_or_object_key(value, inner, 0), tuple(inner.arrays), tuple(inner.effects))
+        key = Key(_tree_or_object_key(value, inner, 0))  # hashed once: an optax chain's key is deep
+        hit = (value, key, tuple(inner.arrays), tuple(inner.effects))
         _LIBRARY_TUPLES[id(value)] = hit  # holds the value, so its id is not reused while remembered
         if len(_LIBRARY_TUPLES) > 64:
             _LIBRARY_TUPLES.popitem(last=False)
@@ -279,7 +286,10 @@ def _library_tuple_key(value: tuple, walk: _Walk, depth: int) -> Any:
 
 
 def _holds_inputs(value: tuple) -> bool:
-    return any(_is_input(item) for item in value)
+    """Whether arrays are among the tuple's leaves (an optimiser state's ``TraceState(trace=(array,))``)."""
+    flat = _flatten(value)
+    items = flat[0] if flat is not None else value
+    return any(_is_input(item) for item in items)
 
 
 def _tree_or_object_key(value: Any, walk: _Walk, depth: int) -> Any:

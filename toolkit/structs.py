@@ -393,11 +393,16 @@ def _leafwise(op: Callable, symbol: str, x: Any, other: Any, path: str, reflecte
     return jax.tree_util.tree_map_with_path(apply, x)
 
 
+def _shape(x: Any) -> tuple[int, ...]:
+    return x.shape if isinstance(x, (jax.Array, np.ndarray)) else np.shape(x)
+
+
 def _check_broadcast(path: str, a: Any, b: Any) -> None:
-    try:
-        np.broadcast_shapes(np.shape(a), np.shape(b))
-    except ValueError:
-        raise ValueError(f"{path}: shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
+    first, second = _shape(a), _shape(b)
+    if first == second or not first or not second:  # the usual cases (np.broadcast_shapes costs microseconds)
+        return
+    if any(m != n and m != 1 and n != 1 for m, n in zip(reversed(first), reversed(second))):
+        raise ValueError(f"{path}: shapes {first} and {second} do not broadcast")
 
 
 def _pairwise(op: Callable, symbol: str, x: Any, y: Any, path: str) -> Any:
@@ -483,7 +488,7 @@ def _at_once(op: Callable, symbol: str, self: Any, other: Any, reflected: bool) 
         number = type(other) in (int, float)
         if not data or not _concrete_arrays(leaves + ([] if number else [other])):
             return None
-        for f, leaf in zip(data, leaves):
+        for f, leaf in zip(data, leaves) if not number else ():  # a number broadcasts with any field
             _check_broadcast(f"{type(self).__name__}.{f}", leaf, other)
         results = _fields_at_once(op, reflected)(tuple(leaves), other)
     return _new(type(self), {**{f: getattr(self, f) for f in static}, **dict(zip(data, results))})
