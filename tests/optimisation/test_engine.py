@@ -1,8 +1,8 @@
 """The compiled loop's guard, against a loop guarded at every step written by hand in NumPy.
 
 ``tk.optimise`` watches only the loss (and the gradient norm when ``gtol`` asks
-for it) at each step and checks every element only once a segment, running a
-segment again, guarded at every step, when something looked wrong. These tests
+for it) at each step and checks every element only once a draw (of many steps'
+samples), running those steps again, guarded at every step, when something looked wrong. These tests
 make each kind of trouble happen at a known step and compare the result with
 the plain rule: a step whose loss, gradient or new parameters are not finite is
 not applied, and the run stops there.
@@ -156,3 +156,63 @@ def test_a_run_that_never_took_a_step_does_not_advise_a_smaller_learning_rate(st
     assert result.steps == 0 and "learning rate" not in str(caught[0].message)
     with pytest.warns(RuntimeWarning, match=r"diverged at step \d+: .*smaller learning rate"):
         tk.optimise(lambda p: jnp.sum(p**2), jnp.array([1.0]), tk.Descent(10.0), steps=100)  # |1 - 20|^k overflows
+
+
+def _compiled_names(run) -> list[str]:
+    """The names of the programs XLA compiled while ``run()`` ran."""
+    names: list[str] = []
+
+    def listen(event: str, duration: float, **info) -> None:
+        if event.endswith("backend_compile_duration"):
+            names.append(str(info.get("fun_name")))
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        run()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return names
+
+
+def test_a_clean_run_compiles_one_copy_of_the_step_and_a_suspect_one_adds_the_guarded_program():
+    target = jnp.array([0.25, -0.5, 1.5])  # a loss of its own, so that nothing of it is cached yet
+    clean = _compiled_names(
+        lambda: tk.optimise(lambda p: jnp.sum((p - target) ** 2), jnp.zeros(3), tk.Descent(0.1), steps=300)
+    )
+    assert clean.count("jit(run)") == 1 and "jit(run_guarded)" not in clean, clean
+    loss = poisoned_square(40)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        suspect = _compiled_names(lambda: tk.optimise(loss, jnp.ones(2), tk.Descent(0.05), steps=600, data=STEPS))
+    assert suspect.count("jit(run_guarded)") == 1, suspect
+
+
+def test_a_false_alarm_deep_in_a_long_draw_is_rerun_guarded_and_gives_the_unwatched_run_bit_for_bit():
+    """|g|² overflows at step 1701 only (a false alarm: the gradient is finite), deep inside one draw of samples."""
+    data = np.arange(4096, dtype=np.int32)
+    loss = lambda p, s: jnp.where(s == 1700, 1e20, 1.0) * jnp.sum(p)  # noqa: E731
+    p0 = jnp.array([0.0, 1.0])
+    watched: list = []
+    names = _compiled_names(
+        lambda: watched.append(tk.optimise(loss, p0, tk.Descent(1e-3), steps=3000, data=data, gtol=1e-6))
+    )
+    plain = tk.optimise(loss, p0, tk.Descent(1e-3), steps=3000, data=data)
+    assert "jit(run_guarded)" in names, names  # the alarm went off, and the draw was run again guarded
+    assert watched[0].stop_reason == plain.stop_reason == "reached steps=3000"
+    np.testing.assert_array_equal(watched[0].params, plain.params)
+    np.testing.assert_array_equal(watched[0].losses, plain.losses)
+    p = np.asarray(p0, np.float32)
+    for s in range(3000):  # by hand: p ← p - η·scale(s)
+        p = p - np.float32(1e-3) * np.float32(1e20 if s == 1700 else 1.0)
+    np.testing.assert_allclose(plain.params, p, rtol=1e-5)
+
+
+def test_a_gradient_norm_that_overflows_at_every_step_costs_a_few_compiled_calls_not_two_a_step(monkeypatch):
+    from toolkit.optimisation import chunk
+
+    calls = []
+    run = chunk.Chunk.run
+    monkeypatch.setattr(chunk.Chunk, "run", lambda self, *a, **k: calls.append(k) or run(self, *a, **k))
+    loss = lambda p: 1e20 * jnp.sum(p)  # noqa: E731
+    result = tk.optimise(loss, jnp.array([0.0, 1.0]), tk.Descent(1e-22), steps=20_000, gtol=1e-3)
+    assert result.stop_reason == "reached steps=20000"
+    assert len(calls) < 60, len(calls)  # a guarded stretch that doubles each time: O(log steps) calls per chunk

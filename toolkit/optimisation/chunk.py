@@ -1,23 +1,26 @@
 """The compiled part of ``tk.optimise``: one chunk of optimiser steps as a single XLA program.
 
-A chunk runs global steps ``t0 … end-1`` in **segments** of at most ``block``
-steps. A source's :meth:`~toolkit.optimisation.data.Source.prefetch` draws a
-segment's samples in one vectorised call.
+A chunk runs global steps ``t0 … end-1``, a **draw** at a time: a source's
+:meth:`~toolkit.optimisation.data.Source.prefetch` draws many steps' samples in
+one vectorised call, then the steps of that draw run.
 
 **The guard costs almost nothing on the way.** Every step must either be
 applied or, if its loss, gradient or new parameters are not finite, stop the
 run with the last finite iterate. Checking every element each step and
 selecting between the old and the new state costs as much as the step itself
-at 10^6 parameters, so a single problem's segment runs *unguarded* steps and
+at 10^6 parameters, so a single problem's draw runs *unguarded* steps and
 only watches two numbers it has anyway: the loss, and the squared norm of the
 gradient (which ``gtol`` needs). It stops at the first step where one of them
-is not finite (or where ``tol``/``gtol`` is met), and at the end of a segment
-checks the parameters once. Only when something looked wrong does the chunk
-run the segment again from its start, this time with every step guarded
-exactly (every element of the loss, gradient and new parameters checked, the
-state kept where a step is not finite), which gives exactly the answer of a
-loop guarded at every step. A squared norm that overflows while the gradient
-is finite is therefore not mistaken for a divergence.
+is not finite (or where ``tol``/``gtol`` is met), and at the end of the draw
+checks the parameters once. Only when something looked wrong is the draw
+undone: the chunk ends at the draw's first step, flagged *suspect*, and the
+driver runs those steps again with a second program in which every step is
+guarded exactly (every element of the loss, gradient and new parameters
+checked, the state kept where a step is not finite), which gives exactly the
+answer of a loop guarded at every step; then it goes on fast. A squared norm
+that overflows while the gradient is finite is therefore not mistaken for a
+divergence. The guarded program is compiled only if it is ever needed, so a
+first call compiles one copy of the step, not two.
 
 With ``batched=True`` problems stop independently, so every step is guarded
 (and vmapped over the problems).
@@ -47,10 +50,9 @@ from toolkit.optimisation.result import DIVERGED, GTOL, RUNNING, TOL
 
 __all__ = ["Progress", "Chunk", "BLOCK", "cached_chunk"]
 
-BLOCK = 256  # the longest segment: enough steps to amortise a sampler's vectorised draw and the segment's checks
+BLOCK = 256  # chunk lengths are whole multiples of this (the fewest steps a chunk is sized for)
 
-_SUSPECT = -1  # a fast segment's signal: the loss or the gradient norm was not finite at some step
-_FAST, _GUARDED = 0, 1  # how the next segment runs
+_SUSPECT = -1  # a fast draw's signal: the loss or the gradient norm was not finite at some step
 
 
 class Progress(NamedTuple):
@@ -137,86 +139,87 @@ def _guarded(step: Callable, on: tuple) -> Callable:
     return guarded
 
 
-def _segment_losses(p: Progress, block: int) -> jax.Array:
-    """A segment's own loss buffer (NaN where no step is committed): small, so branches never copy the chunk's."""
-    return jnp.full((block, *p.status.shape), jnp.nan, p.last_loss.dtype)
-
-
 def _entry(pre: Any, k: jax.Array) -> Any:
     return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, k, keepdims=False), pre)
 
 
-class _Segment(NamedTuple):
-    """The arguments every segment takes."""
+class _Draw(NamedTuple):
+    """What the steps of one draw read: the arguments, the source's prefetched entries (``pre[k]``: step
+    ``first + k``) and the steps to run, ``first … stop - 1``; ``t0`` is the chunk's first step (``losses[s - t0]``)."""
 
     rest: Any
     data: Any
     key: Any
-    offset: jax.Array  # where the segment's first step is in ``pre``
-    n: jax.Array  # how many steps it may run
-    pre: Any  # the source's prefetched entries, one per step, from the step the draw began at
+    pre: Any
+    first: jax.Array
+    stop: jax.Array
+    t0: jax.Array
     tol: jax.Array
     gtol: jax.Array
 
 
-def _fast_segment(step: Callable, source: Source, on: tuple, block: int) -> Callable:
-    """Unguarded steps from ``p`` until ``n`` are done or one stops the run (or looks non-finite).
+def _fast_draw(step: Callable, source: Source, on: tuple) -> Callable:
+    """``(p, a, losses) -> (t, p, losses, suspect_at)``: unguarded steps of one draw.
 
-    Only numbers the step has anyway are watched: the loss, and the gradient norm
-    if ``gtol`` needs it (one more pass over the gradient). A non-finite gradient
-    with a finite loss makes the next step's loss or the segment's parameters
-    non-finite, which sends the segment to the guarded rerun. The watching is
-    done in the loop's condition, from the carried loss, so that the step itself
-    has nothing more to compute than a hand-written loop's.
+    They run until the draw ends or a step stops the run (``tol``/``gtol``) or
+    looks non-finite. Only numbers the step has anyway are watched: the loss, and
+    the gradient norm if ``gtol`` needs it. A non-finite gradient with a finite
+    loss makes the next step's loss or the draw's parameters non-finite. The
+    watching is done in the loop's condition, from the carried loss, so that the
+    step itself has nothing more to compute than a hand-written loop's. If
+    anything looked wrong, nothing of the draw is applied (``t`` is its first
+    step) and ``suspect_at`` is the last step run; otherwise it is -1.
     """
 
-    def signal(carry: tuple, a: _Segment) -> jax.Array:
+    def signal(carry: tuple, a: _Draw) -> jax.Array:
         _, _, _, last, previous, squared, _ = carry
         stop = _stop(last, squared, previous, a.tol, a.gtol, on)
         return jnp.where(jnp.isfinite(last + squared), stop, _SUSPECT)  # squared >= 0: no inf - inf
 
-    def segment(p: Progress, a: _Segment) -> tuple[jax.Array, Progress, jax.Array, jax.Array]:
+    def run(p: Progress, a: _Draw, losses: jax.Array) -> tuple[jax.Array, Progress, jax.Array, jax.Array]:
         def unfinished(carry):
-            return (carry[0] < a.n) & ((carry[0] == 0) | (signal(carry, a) == RUNNING))
+            return (carry[0] < a.stop) & ((carry[0] == a.first) | (signal(carry, a) == RUNNING))
 
         def one(carry):
-            k, params, opt_state, last, _, _, losses = carry
-            sample = source.fetch(a.data, a.key, _entry(a.pre, a.offset + k))
+            s, params, opt_state, last, _, _, losses = carry
+            sample = source.fetch(a.data, a.key, _entry(a.pre, s - a.first))
             params, opt_state, loss, grads = step(params, opt_state, a.rest, sample)
             squared = _squared_norm(grads).astype(wide) if on[1] else jnp.zeros((), wide)
             loss = loss.astype(losses.dtype)
-            losses = jax.lax.dynamic_update_index_in_dim(losses, loss, k, axis=0)
-            return k + 1, params, opt_state, loss, last, squared, losses
+            losses = jax.lax.dynamic_update_index_in_dim(losses, loss, s - a.t0, axis=0)
+            return s + 1, params, opt_state, loss, last, squared, losses
 
         wide = jnp.promote_types(p.last_loss.dtype, jnp.float32)  # the squared norm's dtype: it must not overflow
-        zero = jnp.zeros((), wide)
-        start = (jnp.zeros_like(a.n), p.params, p.opt_state, p.last_loss, p.last_loss, zero, _segment_losses(p, block))
+        start = (a.first, p.params, p.opt_state, p.last_loss, p.last_loss, jnp.zeros((), wide), losses)
         carry = jax.lax.while_loop(unfinished, one, start)
-        k, params, opt_state, last = carry[:4]
+        s, params, opt_state, last = carry[:4]
+        k = s - a.first
         stopped = jnp.where(k > 0, signal(carry, a), RUNNING)
+        clean = (stopped != _SUSPECT) & _finite(params)
         new = Progress(params, opt_state, jnp.maximum(stopped, RUNNING), p.steps + k.astype(p.steps.dtype), last)
-        return k, new, carry[-1], (stopped != _SUSPECT) & _finite(params)
+        return jnp.where(clean, s, a.first), _where(clean, new, p), carry[-1], jnp.where(clean, -1, s - 1)
 
-    return segment
+    return run
 
 
-def _guarded_segment(guarded: Callable, source: Source, block: int) -> Callable:
-    """Guarded steps from ``p`` until ``n`` are done or every problem has stopped."""
+def _guarded_draw(guarded: Callable, source: Source) -> Callable:
+    """``(p, a, losses) -> (t, p, losses, -1)``: guarded steps of one draw, until it ends or every problem stopped."""
 
-    def segment(p: Progress, a: _Segment) -> tuple[jax.Array, Progress, jax.Array]:
+    def run(p: Progress, a: _Draw, losses: jax.Array) -> tuple[jax.Array, Progress, jax.Array, jax.Array]:
         def unfinished(carry):
-            k, p, _ = carry
-            return (k < a.n) & jnp.any(p.status == RUNNING)
+            s, p, _ = carry
+            return (s < a.stop) & jnp.any(p.status == RUNNING)
 
         def one(carry):
-            k, p, losses = carry
-            p, loss = guarded(p, a.rest, source.fetch(a.data, a.key, _entry(a.pre, a.offset + k)), a.tol, a.gtol)
-            losses = jax.lax.dynamic_update_index_in_dim(losses, loss, k, axis=0)
-            return k + 1, p, losses
+            s, p, losses = carry
+            sample = source.fetch(a.data, a.key, _entry(a.pre, s - a.first))
+            p, loss = guarded(p, a.rest, sample, a.tol, a.gtol)
+            return s + 1, p, jax.lax.dynamic_update_index_in_dim(losses, loss, s - a.t0, axis=0)
 
-        return jax.lax.while_loop(unfinished, one, (jnp.zeros_like(a.n), p, _segment_losses(p, block)))
+        s, p, losses = jax.lax.while_loop(unfinished, one, (a.first, p, losses))
+        return s, p, losses, jnp.asarray(-1, s.dtype)
 
-    return segment
+    return run
 
 
 class Program(Protocol):
@@ -243,18 +246,23 @@ class Chunk:
     a call: between calls the chunk holds no user object.
     """
 
-    def __init__(self, run: Callable, fresh: Callable, block: int, buffer: int):
-        self._run, self._fresh = run, fresh
-        self.block, self.buffer = block, buffer  # segment length; the most steps one call may run
+    def __init__(self, run: Callable, guarded: Callable, fresh: Callable, block: int, buffer: int):
+        self._run, self._guarded, self._fresh = run, guarded, fresh
+        self.block, self.buffer = block, buffer  # what chunk lengths are multiples of; the most steps one call may run
         self.memo: dict = {}  # per input signature: the loss's dtype; "rate": steps/s
 
-    def run(self, program: Program, *args: Any) -> Any:
-        """``(progress, losses, [t, *status, *steps])`` after steps ``t0 … end - 1``.
+    def run(self, program: Program, *args: Any, guarded: bool = False) -> Any:
+        """``(progress, losses, [t, *status, *steps, suspect_at])`` after steps ``t0 … end - 1``.
 
         ``args``: progress, rest, data, key, ``[t0, end]`` (int32), ``[tol, gtol]`` (the loss's dtype).
+        A single problem's chunk runs fast draws and stops at one that looked
+        wrong: nothing of it is applied, ``t`` is its first step and ``suspect_at``
+        the last step it ran (-1 when nothing looked wrong). The caller runs those
+        steps again with ``guarded=True`` (every step checked exactly), a program
+        of its own, so it is compiled only if it is ever needed.
         """
         with _current(program):
-            return self._run(*args, program.arrays)
+            return (self._guarded if guarded else self._run)(*args, program.arrays)
 
     def fresh(self, program: Program, diff: Any, loss_dtype: Any) -> Progress:
         """The state before step 1 for the float parameters ``diff``.
@@ -298,79 +306,50 @@ def _built(arrays: tuple[Any, ...]) -> tuple[Callable, Any, Source]:
     return _CURRENT.program.build(arrays)
 
 
-def _advance_single(fast: Callable, guarded: Callable) -> Callable:
-    """One segment of a single problem: fast, or guarded after a fast one looked wrong (then fast again)."""
-
-    def advance(p: Progress, mode: jax.Array, a: _Segment):
-        def run_fast(p):
-            k, new, losses, clean = fast(p, a)
-            p = _where(clean, new, p)  # a suspect segment is run again from its start, guarded
-            return jnp.where(clean, k, 0), p, losses, jnp.where(clean, _FAST, _GUARDED).astype(jnp.int32)
-
-        def run_guarded(p):
-            k, p, losses = guarded(p, a)
-            return k, p, losses, jnp.asarray(_FAST, jnp.int32)
-
-        return jax.lax.cond(mode == _FAST, run_fast, run_guarded, p)
-
-    return advance
-
-
-def _make_run(batched: bool, on: tuple, sizes: tuple[int, int, int]) -> Callable:
-    block, ahead, buffer = sizes
-
-    def segments(
-        advance: Callable, p: Progress, mode: jax.Array, losses: jax.Array, t0: Any, t: Any, stop: Any, a: _Segment
-    ):
-        """The segments of one draw: steps ``t … stop - 1``, at most ``block`` at a time (``losses[s - t0]``: step s)."""
-
-        def unfinished(carry):
-            t, p, _, _ = carry
-            return (t < stop) & jnp.any(p.status == RUNNING)
-
-        def segment(carry):
-            s, p, losses, mode = carry
-            k, p, written, mode = advance(p, mode, a._replace(offset=s - t, n=jnp.minimum(stop - s, block)))
-            losses = jax.lax.dynamic_update_slice_in_dim(losses, written, s - t0, axis=0)
-            return s + k, p, losses, mode
-
-        return jax.lax.while_loop(unfinished, segment, (t, p, losses, mode))
+def _make_run(batched: bool, on: tuple, sizes: tuple[int, int, int], guarded: bool) -> Callable:
+    """The jitted chunk: fast draws (one problem, ``guarded=False``) or every step guarded."""
+    _, ahead, buffer = sizes
 
     def run(progress, rest, data, key, span, tolerances, arrays):
         t0, end = span[0], span[1]  # one array each, so a call moves two small arrays, not four scalars
         tol, gtol = tolerances[0], tolerances[1]
         objective, opt, source = _built(arrays)
-        advance = _advance(_make_step(objective, opt), source, batched, on, block)
-        # One segment's worth of room past the end, as each segment writes its whole buffer.
-        losses = jnp.full((buffer + block, *progress.status.shape), jnp.nan, progress.last_loss.dtype)
+        advance = _advance(_make_step(objective, opt), source, batched or guarded, on, batched)
+        losses = jnp.full((buffer, *progress.status.shape), jnp.nan, progress.last_loss.dtype)
 
         def unfinished(carry):
-            t, p, _, _, _ = carry
-            return (t < end) & jnp.any(p.status == RUNNING)
+            t, p, _, _, suspect_at = carry
+            return (t < end) & jnp.any(p.status == RUNNING) & (suspect_at < 0)
 
-        def draw(carry):  # the source draws many steps' entries at once (cheaper per step), then segments run
-            t, p, local, losses, mode = carry
+        def draw(carry):  # the source draws many steps' entries at once (cheaper per step), then they run
+            t, p, local, losses, _ = carry
             pre, local = source.prefetch(data, key, t, ahead, local)
-            a = _Segment(rest, data, key, jnp.zeros_like(t), jnp.asarray(block, t.dtype), pre, tol, gtol)
             stop = jnp.minimum(end, source.draw_stop(data, t, ahead))
-            t, p, losses, mode = segments(advance, p, mode, losses, t0, t, stop, a)
-            return t, p, local, losses, mode
+            t, p, losses, suspect_at = advance(p, _Draw(rest, data, key, pre, t, stop, t0, tol, gtol), losses)
+            return t, p, local, losses, suspect_at
 
-        start = (t0, progress, source.start(data, key, t0), losses, jnp.asarray(_FAST, jnp.int32))
-        t, progress, _, losses, _ = jax.lax.while_loop(unfinished, draw, start)
-        counts = [jnp.minimum(t, end)[None], progress.status.ravel(), progress.steps.ravel().astype(jnp.int32)]
+        start = (t0, progress, source.start(data, key, t0), losses, jnp.asarray(-1, t0.dtype))
+        t, progress, _, losses, suspect_at = jax.lax.while_loop(unfinished, draw, start)
+        counts = [
+            jnp.minimum(t, end)[None],
+            progress.status.ravel(),
+            progress.steps.ravel().astype(jnp.int32),
+            suspect_at.astype(jnp.int32)[None],
+        ]
         return progress, losses, jnp.concatenate(counts)
 
+    run.__name__ = run.__qualname__ = "run_guarded" if guarded else "run"  # as compile logs show them
     return jax.jit(run)
 
 
-def _advance(step: Callable, source: Source, batched: bool, on: tuple, block: int) -> Callable:
-    """``(p, mode, segment) -> (k, p, losses, mode)``: one segment, fast (then guarded if need be), or guarded."""
-    guarded = _guarded(step, on)
+def _advance(step: Callable, source: Source, guarded: bool, on: tuple, batched: bool) -> Callable:
+    """The steps of one draw: fast (one problem) or guarded (vmapped over the problems when batched)."""
+    if not guarded:
+        return _fast_draw(step, source, on)
+    one = _guarded(step, on)
     if batched:  # problems stop independently: every step guarded, vmapped over them
-        guarded_segment = _guarded_segment(jax.vmap(guarded, in_axes=(0, 0, None, None, None)), source, block)
-        return lambda p, mode, a: (*guarded_segment(p, a), mode)
-    return _advance_single(_fast_segment(step, source, on, block), _guarded_segment(guarded, source, block))
+        one = jax.vmap(one, in_axes=(0, 0, None, None, None))
+    return _guarded_draw(one, source)
 
 
 def _make_fresh(batched: bool) -> Callable:
@@ -399,6 +378,8 @@ def cached_chunk(key: Any, *, batched: bool, tol_on: bool, gtol_on: bool, block:
     settings = (batched, tol_on, gtol_on, block, ahead, buffer)
 
     def make() -> Chunk:
-        return Chunk(_make_run(batched, (tol_on, gtol_on), (block, ahead, buffer)), _make_fresh(batched), block, buffer)
+        on = (tol_on, gtol_on)
+        fast, guarded = (_make_run(batched, on, (block, ahead, buffer), g) for g in (False, True))
+        return Chunk(fast, guarded, _make_fresh(batched), block, buffer)
 
     return _CACHE.get_or_make(Key((key, settings)), make)

@@ -5,8 +5,8 @@ Four sources, chosen from ``tk.optimise``'s ``data`` argument:
 * ``None``: no sample; the loss is ``loss(params)``.
 * a callable ``sample(key)``: step ``s`` (counting from 0) gets
   ``sample(jax.random.fold_in(key, s))``, the key being of the implementation you
-  passed (``threefry2x32``, ``rbg``, ...). Threefry samples are drawn a segment
-  of steps at a time with ``jax.vmap``, which is far cheaper than one small random
+  passed (``threefry2x32``, ``rbg``, ...). Threefry samples are drawn many
+  steps at a time with ``jax.vmap``, which is far cheaper than one small random
   draw per step (``rbg`` keys draw other numbers under ``vmap``, so theirs are
   drawn step by step), and depend only on ``key`` and ``s``, so chunking, checkpointing and
   resuming never change them. ``sample`` must be a JAX function that ``vmap``
@@ -100,7 +100,7 @@ class Source:
 
 
 class Sampler(Source):
-    """A fresh sample each step from ``sample(fold_in(key, s))``, drawn a segment at a time."""
+    """A fresh sample each step from ``sample(fold_in(key, s))``, drawn many steps at a time."""
 
     needs_key = True
     takes_sample = True
