@@ -329,11 +329,15 @@ def _refuse_a_list_of_batches(data: Any) -> None:
 def _check_examples(data: Any) -> int:
     """The common leading length of every array in ``data``; a clear error if there is none."""
     _refuse_a_list_of_batches(data)
-    leaves, _ = jax.tree_util.tree_flatten_with_path(data)
+    leaves = jax.tree.leaves(data)
     if not leaves:
         raise ValueError("tk.optimise: data has no arrays; pass None, a sampler function, or arrays of examples.")
-    sizes = {}
-    for path, leaf in leaves:
+    if all(isinstance(leaf, (jax.Array, np.ndarray)) and leaf.ndim for leaf in leaves):  # the usual case, fast
+        sizes = {leaf.shape[0] for leaf in leaves}
+        if len(sizes) == 1 and sizes != {0}:
+            return leaves[0].shape[0]
+    sizes = {}  # something is wrong: find it, with the leaves' paths for the message
+    for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
         where = "data" + jax.tree_util.keystr(path)
         if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
             raise TypeError(
