@@ -92,6 +92,23 @@ def test_broadcasting_changes_shapes_like_numpy():
     np.testing.assert_allclose(out.b, np.ones((2, 3)) * np.arange(3.0))
 
 
+_SHAPES = st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)
+
+
+@given(_SHAPES, _SHAPES)
+def test_a_field_and_an_array_combine_exactly_when_numpy_broadcasts_their_shapes(field, other):
+    x = HH(jnp.ones(field), jnp.ones(field))
+    try:
+        expected = np.broadcast_shapes(field, other)
+    except ValueError:
+        with pytest.raises(ValueError, match=r"^HH\.a: shapes .* do not broadcast$"):
+            x * jnp.ones(other)
+        return
+    out = x * jnp.full(other, 2.0)
+    assert out.a.shape == out.b.shape == expected
+    np.testing.assert_array_equal(out.a, np.full(expected, 2.0))
+
+
 def test_shapes_that_do_not_broadcast_name_the_field():
     with pytest.raises(ValueError, match=r"^GG\.a: shapes \(3, 3\) and \(4,\) do not broadcast$"):
         gg() * jnp.arange(4.0)

@@ -84,7 +84,8 @@ def differentiable(lab1, lab2, margin=0.5):
 
     ΔE = 0; a grey colour (C' > 1 keeps the hue-direction curvature, ~1/C, tame); CIEDE2000's 180° seam and
     the wrap of its mean hue at 0°/360° (where its rotation term jumps by 3e-4 degrees); CMC's branch points
-    (reference hue 55°, 164°, 282°, 345°, reference L* = 16); HyAB's and HyCH's |ΔL*| at ΔL* = 0.
+    (reference hue 55°, 164°, 282°, 345°, reference L* = 16); HyAB's and HyCH's |ΔL*| at ΔL* = 0, and their
+    chromatic distance (√(Δa*² + Δb*²), √(ΔC*² + ΔH*²)) where the two colours' a*, b* coincide.
     """
     (C1, C2), (h1, h2) = primed(lab1, lab2)
     d = np.abs(h1 - h2)
@@ -98,6 +99,7 @@ def differentiable(lab1, lab2, margin=0.5):
         & ~near(hue1, [55, 164, 282, 345], margin)
         & (np.abs(lab1[..., 0] - 16) > 0.01)
         & (np.abs(lab1[..., 0] - lab2[..., 0]) > 0.01)
+        & (np.linalg.norm(lab1[..., 1:] - lab2[..., 1:], axis=-1) > 0.01)
     )
 
 

@@ -442,9 +442,14 @@ class _Problem:
         if implicit is not None and batched:
             raise ValueError("tk.optimise: batched=True needs explicit parameters (a pytree), not tk.Params.")
         values = implicit.values() if implicit is not None else params
-        diff, rest = trainable(values, "tk.optimise")
-        diff = jax.tree.map(_strong, diff)
-        rest_arrays, statics = filters.partition(rest, filters.is_array)
+        leaves, treedef = jax.tree.flatten(values)
+        if filters.all_float_arrays(leaves):  # the usual case: everything is optimised, nothing else to split off
+            diff, rest = values, treedef.unflatten([None] * len(leaves))
+            rest_arrays, statics = rest, rest
+        else:
+            diff, rest = trainable(values, "tk.optimise")
+            diff = jax.tree.map(_strong, diff)
+            rest_arrays, statics = filters.partition(rest, filters.is_array)
         for path, leaf in jax.tree_util.tree_flatten_with_path(statics)[0]:
             try:
                 hash(leaf)
