@@ -157,35 +157,11 @@ def eager(make: Callable) -> Callable:
     return made
 
 
-def jax_optax_eager(problem: str) -> Callable:
+def _optax_loop(problem: str, make_step: Callable) -> Callable:
+    """A Python loop of ``p, s = step(p, s, x)`` with optax's rule for the problem; ``make_step(loss, opt)``."""
     loss, start = _plain(problem)
     opt = optax.sgd(ETA) if problem == "colour" else optax.sgd(0.01, momentum=0.9)
-
-    def made(draws: Draws) -> Callable[[int, int], None]:
-        box = {"p": start, "s": opt.init(start)}
-
-        def run(first: int, steps: int) -> None:
-            p, s = box["p"], box["s"]
-            for i in range(first, first + steps):
-                g = jax.grad(loss)(p, draws(i))
-                u, s = opt.update(g, s, p)
-                p = optax.apply_updates(p, u)
-            box["p"], box["s"] = jax.block_until_ready(p), s
-
-        return run
-
-    return made
-
-
-def hand_jitted(problem: str) -> Callable:
-    loss, start = _plain(problem)
-    opt = optax.sgd(ETA) if problem == "colour" else optax.sgd(0.01, momentum=0.9)
-
-    @jax.jit
-    def step(p, s, x):
-        g = jax.grad(loss)(p, x)
-        u, s = opt.update(g, s, p)
-        return optax.apply_updates(p, u), s
+    step = make_step(loss, opt)
 
     def made(draws: Draws) -> Callable[[int, int], None]:
         box = {"p": start, "s": opt.init(start)}
@@ -201,30 +177,39 @@ def hand_jitted(problem: str) -> Callable:
     return made
 
 
+def _plain_step(loss: Callable, opt: optax.GradientTransformation) -> Callable:
+    def step(p, s, x):
+        u, s = opt.update(jax.grad(loss)(p, x), s, p)
+        return optax.apply_updates(p, u), s
+
+    return step
+
+
+def jax_optax_eager(problem: str) -> Callable:
+    """Eager ``jax.grad`` + optax: JAX traces the gradient again every step."""
+    return _optax_loop(problem, _plain_step)
+
+
+def hand_jitted(problem: str) -> Callable:
+    """One ``jax.jit``-ed step function, called in the Python loop."""
+    return _optax_loop(problem, lambda loss, opt: jax.jit(_plain_step(loss, opt)))
+
+
 def hand_jitted_two(problem: str) -> Callable:
     """The hand-jitted loop with the plain loop's shape: a jitted gradient, then a jitted update (two dispatches,
     as ``tk.gradient`` then ``tk.update`` are two calls): the floor of any design that keeps them separate."""
-    loss, start = _plain(problem)
-    opt = optax.sgd(ETA) if problem == "colour" else optax.sgd(0.01, momentum=0.9)
-    gradient = jax.jit(jax.grad(loss))
 
-    @jax.jit
-    def update(p, s, g):
-        u, s = opt.update(g, s, p)
-        return optax.apply_updates(p, u), s
+    def make_step(loss: Callable, opt: optax.GradientTransformation) -> Callable:
+        gradient = jax.jit(jax.grad(loss))
 
-    def made(draws: Draws) -> Callable[[int, int], None]:
-        box = {"p": start, "s": opt.init(start)}
+        @jax.jit
+        def update(p, s, g):
+            u, s = opt.update(g, s, p)
+            return optax.apply_updates(p, u), s
 
-        def run(first: int, steps: int) -> None:
-            p, s = box["p"], box["s"]
-            for i in range(first, first + steps):
-                p, s = update(p, s, gradient(p, draws(i)))
-            box["p"], box["s"] = jax.block_until_ready(p), s
+        return lambda p, s, x: update(p, s, gradient(p, x))
 
-        return run
-
-    return made
+    return _optax_loop(problem, make_step)
 
 
 def _plain(problem: str) -> tuple[Callable, object]:
