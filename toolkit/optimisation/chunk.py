@@ -32,9 +32,8 @@ the same shapes reuses the compiled loop without tracing anything.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -292,14 +291,20 @@ class Chunk:
         return self._fresh(diff, arrays, loss_dtype)
 
 
-@contextlib.contextmanager
-def _current(program: Program) -> Iterator[None]:
-    previous = getattr(_CURRENT, "program", None)
-    _CURRENT.program = program
-    try:
-        yield
-    finally:
-        _CURRENT.program = previous
+class _current:  # noqa: N801 (used as `with _current(program):`; a class, as contextmanager costs microseconds)
+    """The program the thread's traces build from, for the block."""
+
+    __slots__ = ("program", "previous")
+
+    def __init__(self, program: Program):
+        self.program = program
+
+    def __enter__(self) -> None:
+        self.previous = getattr(_CURRENT, "program", None)
+        _CURRENT.program = self.program
+
+    def __exit__(self, *exc: object) -> None:
+        _CURRENT.program = self.previous
 
 
 def _built(arrays: tuple[Any, ...]) -> tuple[Callable, Any, Source]:

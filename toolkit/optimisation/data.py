@@ -66,6 +66,12 @@ class Source:
         """The abstract value (shapes and dtypes) of one step's sample."""
         return None
 
+    def example_signature(self, data: Any, key: Any) -> Any:
+        """Hashable, and equal for two calls whose samples have the same shapes and dtypes (cheaper than
+        :meth:`example` where the data's shapes say it all)."""
+        leaves, treedef = jax.tree.flatten(self.example(data, key))
+        return treedef, tuple((leaf.shape, leaf.dtype) for leaf in leaves)
+
     def start(self, data: Any, key: Any, t: jax.Array) -> Any:
         """State carried from draw to draw, for a draw starting at global step ``t``."""
         return None
@@ -208,6 +214,9 @@ class Examples(Source):
     def example(self, data: Any, key: Any) -> Any:
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), data)
 
+    def example_signature(self, data: Any, key: Any) -> Any:
+        return _data_signature(data), self.cache_settings()
+
     def prefetch(self, data: Any, key: Any, t: jax.Array, ahead: int, local: Any) -> tuple[Any, Any]:
         return (t + jnp.arange(ahead, dtype=t.dtype)) % _first_axis(data), local
 
@@ -235,6 +244,9 @@ class Minibatches(Source):
 
     def example(self, data: Any, key: Any) -> Any:
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct((self.batch_size, *a.shape[1:]), a.dtype), data)
+
+    def example_signature(self, data: Any, key: Any) -> Any:
+        return _data_signature(data), self.cache_settings()
 
     def entry_bytes(self, data: Any, key: Any) -> int:
         return 4 * self.batch_size
@@ -271,10 +283,25 @@ class Minibatches(Source):
         return jax.tree.map(lambda a: a[entry], data)  # rows are in range by construction
 
 
+def _data_signature(data: Any) -> Any:
+    leaves, treedef = jax.tree.flatten(data)
+    return treedef, tuple((leaf.shape, leaf.dtype) for leaf in leaves)
+
+
+_KEY_DTYPES: dict[Any, bool] = {}  # dtype -> whether it is a PRNG key's (jnp.issubdtype costs microseconds)
+
+
 def _is_key(key: Any) -> bool:
-    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if isinstance(key, jax.Array) and _is_key_dtype(key.dtype):
         return key.ndim == 0
     return np.shape(key) == (2,) and getattr(key, "dtype", None) == np.uint32  # a legacy raw key
+
+
+def _is_key_dtype(dtype: Any) -> bool:
+    known = _KEY_DTYPES.get(dtype)
+    if known is None:
+        known = _KEY_DTYPES[dtype] = bool(jnp.issubdtype(dtype, jax.dtypes.prng_key))
+    return known
 
 
 def source_for(data: Any, batch_size: int | None, key: Any) -> Source:

@@ -369,9 +369,10 @@ def _abstract(x: Any) -> tuple[Any, ...]:
 
 def _loss_dtype(chunk: Chunk, problem: _Problem, program: programs.Program, data: Any, key: Any) -> np.dtype:
     """The loss's dtype, after checking it returns a real scalar (traced once per input signature)."""
-    sample = program.source.example(data, key)
-    signature = (_abstract(problem.diff), _abstract(problem.rest_arrays), _abstract(sample))
+    sample_signature = program.source.example_signature(data, key)
+    signature = (_abstract(problem.diff), _abstract(problem.rest_arrays), type(program.source), sample_signature)
     if signature not in chunk.memo:
+        sample = program.source.example(data, key)
         one = problem.one_problem
         objective, _, _ = program.build(program.arrays)  # the call's own loss and sampler, reading their arrays
         out = jax.eval_shape(objective, one(problem.diff), one(problem.rest_arrays), sample)
@@ -543,6 +544,9 @@ class _Run(NamedTuple):
     losses: _Pieces
 
     def history(self) -> np.ndarray:
+        pieces = [piece for piece in self.losses if len(piece)]
+        if len(pieces) == 1:  # the usual short run: one chunk's losses (copied: the caller's to write to)
+            return np.array(pieces[0])
         return np.concatenate(list(self.losses))  # the first entry fixes the shape and dtype, even when empty
 
     def snapshot(self, key: Any) -> checkpoints.Snapshot:
@@ -563,7 +567,11 @@ def _fresh(chunk: Chunk, problem: _Problem, program: programs.Program, loss_dtyp
         return fresh
     home = leaves[0].sharding
     state = _state_placed(fresh.opt_state, problem.diff, problem.placements)
-    elsewhere = [x for x in jax.tree.leaves((state, fresh[2:])) if x.sharding.device_set != home.device_set]
+    elsewhere = [
+        x
+        for x in jax.tree.leaves((state, fresh[2:]))
+        if x.sharding != home and x.sharding.device_set != home.device_set
+    ]
     if not elsewhere:
         return fresh._replace(opt_state=state)
     replicated = _replicated_on(home)
