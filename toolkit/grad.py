@@ -231,8 +231,9 @@ def _explicit_value_and_gradient(caller: str, f: Callable, args: tuple[Any, ...]
     return value, split.slots(zygote_convention(grads)), aux
 
 
-def _implicit_value_and_gradient(caller: str, f: Callable, params: Params, values: tuple, has_aux: bool) -> Any:
-    return _explicit_value_and_gradient(caller, _of_boxes(caller, f, params), values, has_aux)
+def _implicit_value_and_gradient(caller: str, f: Callable, params: Params, has_aux: bool) -> Any:
+    # The boxes' values are read here: compiled, the boxes hold the program's inputs while it is traced.
+    return _explicit_value_and_gradient(caller, _of_boxes(caller, f, params), params.values(), has_aux)
 
 
 def _value_and_gradient(caller: str, f: Callable[..., Any], args: tuple[Any, ...], has_aux: bool) -> Any:
@@ -240,7 +241,7 @@ def _value_and_gradient(caller: str, f: Callable[..., Any], args: tuple[Any, ...
     params = _implicit(caller, args)
     if params is not None:  # Zygote's implicit form: gradient(() -> loss, ps)
         body = _implicit_value_and_gradient
-        value, grads, aux = compiled.call(caller, f, body, caller, f, params, params.values(), has_aux)
+        value, grads, aux = compiled.call(caller, f, body, caller, f, params, has_aux)
         return value, Grads(params, grads), aux
     return compiled.call(caller, f, _explicit_value_and_gradient, caller, f, args, has_aux)
 
