@@ -67,7 +67,7 @@ class Effect:
         return f"{self.what} ({self.where})"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # by identity: one per instruction of a (cached) code object
 class _Candidate:
     """What the bytecode alone shows: a load of ``name`` (from ``scope``) then attributes ``chain``, and the act."""
 
@@ -184,6 +184,8 @@ def _judge(candidate: _Candidate, function: types.FunctionType) -> str | None:
     found, value = _resolve(candidate, function)
     if not found:
         return None
+    if candidate.act == "attribute" and len(candidate.chain) == 1:  # `z.value`, `jnp.sum`: the usual, memoised
+        return _attribute_verdict(candidate, value)
     *path, last = candidate.chain or ("",)
     for attribute in path:
         value = getattr(value, attribute, None)
@@ -193,6 +195,31 @@ def _judge(candidate: _Candidate, function: types.FunctionType) -> str | None:
             return f"writes into {'.'.join((candidate.name, *candidate.chain))}[...], from outside the function"
         return None
     what = _stateful_call(value, last)
+    return None if what is None else f"calls {'.'.join((candidate.name, *candidate.chain))}(), {what}"
+
+
+_VERDICTS: dict[tuple[_Candidate, Any], str | None] = {}  # (candidate, module or receiver type) -> verdict
+
+
+def _attribute_verdict(candidate: _Candidate, receiver: Any) -> str | None:
+    """:func:`_judge` of ``receiver.attribute(...)``: it depends on the receiver's identity if it is a module, else
+    on its type only (see :func:`_stateful_call`), so it is remembered by those (modules live as long as Python)."""
+    kind = receiver if type(receiver) is types.ModuleType else type(receiver)
+    key = (candidate, kind)
+    try:
+        return _VERDICTS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable receiver type cannot happen; a module always hashes
+        return _verdict(candidate, receiver)
+    verdict = _VERDICTS[key] = _verdict(candidate, receiver)
+    if len(_VERDICTS) > 4096:
+        _VERDICTS.clear()
+    return verdict
+
+
+def _verdict(candidate: _Candidate, receiver: Any) -> str | None:
+    what = _stateful_call(receiver, candidate.chain[0])
     return None if what is None else f"calls {'.'.join((candidate.name, *candidate.chain))}(), {what}"
 
 

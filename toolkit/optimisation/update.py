@@ -258,23 +258,38 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
     if states is None:
         states = _STATES[ps] = {}
     record = states.get(id(opt))
-    signature = _signature(values)
     if record is None:
-        record = _Record(opt, setup(opt, values), signature, all(map(filters.is_inexact, jax.tree.leaves(values))))
-    elif signature != record.signature:
+        float_leaves = all(map(filters.is_inexact, jax.tree.leaves(values)))
+        record = _Record(opt, setup(opt, values), _signature(values), float_leaves)
+    elif not _same_objects(values, record.assigned) and _signature(values) != record.signature:
         raise ValueError(
             "tk.update_: the boxes in ps changed structure, shape or dtype since this optimiser's state was made; "
             "use a fresh optimiser object (e.g. tk.Momentum()) for the new shapes."
         )
     new, record.state = compiled.call("tk.update_", opt, _step, "tk.update_", opt, record.state, values, grads)
     ps.assign(new if record.all_float else filters.combine(new, filters.partition(values)[1]))
+    record.assigned = _references(ps.values())  # the next step's values, if nothing else writes to the boxes
     states[id(opt)] = record
+
+
+def _references(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Weak references to the values (nothing kept alive), or ``None`` if one of them cannot have one."""
+    try:
+        return tuple(weakref.ref(v) for v in values)
+    except TypeError:
+        return None
+
+
+def _same_objects(values: tuple[Any, ...], assigned: tuple[Any, ...] | None) -> bool:
+    """Whether the boxes still hold what the last step wrote (so their shapes and dtypes are the record's)."""
+    return assigned is not None and len(values) == len(assigned) and all(v is a() for v, a in zip(values, assigned))
 
 
 class _Record:
     """What ``update_`` keeps per ``Params`` and optimiser: the optimiser (so its id is not reused) and its state."""
 
-    __slots__ = ("opt", "state", "signature", "all_float")
+    __slots__ = ("opt", "state", "signature", "all_float", "assigned")
 
     def __init__(self, opt: Any, state: Any, signature: tuple[Any, ...], all_float: bool):
         self.opt, self.state, self.signature, self.all_float = opt, state, signature, all_float
+        self.assigned: tuple[Any, ...] | None = None  # weak references to what the last step wrote into the boxes
