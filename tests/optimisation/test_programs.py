@@ -87,3 +87,16 @@ def test_an_optax_transformation_made_anew_each_call_does_not_recompile(caplog):
     run = lambda: tk.optimise(loss_to_global, jnp.zeros(2), optax.adam(1e-2), steps=50).params  # noqa: E731
     compiles_of(run, caplog)
     assert compiles_of(run, caplog) == 0
+
+
+def test_a_rule_used_with_x64_on_then_off_gives_float32_inputs_and_no_warning():
+    import warnings
+
+    with jax.enable_x64(True):
+        wide = tk.optimise(lambda p: jnp.sum((p - 1.0) ** 2), jnp.zeros(2, jnp.float64), tk.Momentum(0.0125), steps=20)
+    assert wide.params.dtype == jnp.float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a float64 hyperparameter made under x64 would warn when passed in now
+        narrow = tk.optimise(lambda p: jnp.sum((p - 1.0) ** 2), jnp.zeros(2), tk.Momentum(0.0125), steps=20)
+    assert narrow.params.dtype == jnp.float32
+    np.testing.assert_allclose(narrow.params, wide.params, rtol=1e-6)

@@ -21,7 +21,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from toolkit import closures, filters
 from toolkit.optimisation import rules
@@ -53,8 +55,8 @@ _OPTIMISERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # optax ob
 def optimiser_part(opt: Any) -> Part:
     """The optimiser: a toolkit rule by its name and hyperparameters (numbers as inputs), anything else walked."""
     if isinstance(opt, rules.Rule) and opt.rule in _RULES:
-        try:
-            return _cached_rule_part(opt)  # rules are immutable and hash by value: build the inputs once
+        try:  # rules are immutable and hash by value: build the inputs once (per x64 mode: they are its arrays)
+            return _cached_rule_part(opt, jax.dtypes.canonicalize_dtype(np.float64))
         except TypeError:  # a rule made of traced values does not hash
             return _rule_part(opt)
     try:
@@ -71,7 +73,7 @@ def optimiser_part(opt: Any) -> Part:
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_rule_part(opt: rules.Rule) -> Part:
+def _cached_rule_part(opt: rules.Rule, widest: Any) -> Part:
     return _rule_part(opt)
 
 
