@@ -204,18 +204,12 @@ _VERDICTS: dict[tuple[_Candidate, Any], str | None] = {}  # (candidate, module o
 def _attribute_verdict(candidate: _Candidate, receiver: Any) -> str | None:
     """:func:`_judge` of ``receiver.attribute(...)``: it depends on the receiver's identity if it is a module, else
     on its type only (see :func:`_stateful_call`), so it is remembered by those (modules live as long as Python)."""
-    kind = receiver if type(receiver) is types.ModuleType else type(receiver)
-    key = (candidate, kind)
-    try:
-        return _VERDICTS[key]
-    except KeyError:
-        pass
-    except TypeError:  # an unhashable receiver type cannot happen; a module always hashes
-        return _verdict(candidate, receiver)
-    verdict = _VERDICTS[key] = _verdict(candidate, receiver)
-    if len(_VERDICTS) > 4096:
-        _VERDICTS.clear()
-    return verdict
+    key = (candidate, receiver if type(receiver) is types.ModuleType else type(receiver))  # both always hash
+    if key not in _VERDICTS:
+        if len(_VERDICTS) >= 4096:  # bounded: it holds the types (and modules) it has seen
+            _VERDICTS.clear()
+        _VERDICTS[key] = _verdict(candidate, receiver)
+    return _VERDICTS[key]
 
 
 def _verdict(candidate: _Candidate, receiver: Any) -> str | None:

@@ -43,6 +43,7 @@ __all__ = [
     "concrete",
     "concrete_array_type",
     "all_float_arrays",
+    "INEXACT_DTYPES",
     "partition",
     "combine",
     "split",
@@ -195,7 +196,7 @@ def concrete_array_type() -> type:
     return type(jnp.zeros(()))
 
 
-_INEXACT_DTYPES = frozenset(map(np.dtype, ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")))
+INEXACT_DTYPES = frozenset(map(np.dtype, ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")))
 
 
 def all_float_arrays(leaves: list[Any]) -> bool:
@@ -210,7 +211,7 @@ def all_float_arrays(leaves: list[Any]) -> bool:
     """
     concrete = concrete_array_type()
     return bool(leaves) and all(
-        type(leaf) is concrete and leaf.dtype in _INEXACT_DTYPES and not leaf.weak_type for leaf in leaves
+        type(leaf) is concrete and leaf.dtype in INEXACT_DTYPES and not leaf.weak_type for leaf in leaves
     )
 
 

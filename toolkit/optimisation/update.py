@@ -140,12 +140,9 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
     return _with_rest(new, params), state
 
 
-_FLOATS = frozenset(map(np.dtype, ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")))
-
-
 def _with_rest(new: Any, params: Any) -> Any:
     """The optimised float leaves ``new`` with the other leaves of ``params`` put back as they were."""
-    if all(isinstance(leaf, jax.Array) and leaf.dtype in _FLOATS for leaf in jax.tree.leaves(params)):
+    if all(isinstance(leaf, jax.Array) and leaf.dtype in filters.INEXACT_DTYPES for leaf in jax.tree.leaves(params)):
         return new  # nothing else: the usual case, kept fast
     return filters.combine(new, filters.partition(params)[1])
 
