@@ -46,6 +46,27 @@ def optimiser():
     return tk.Adam(0.05)
 
 
+# --- what the tests compare with (in the test process) ----------------------------------------------
+
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}  # across device counts: reductions are summed in other orders
+
+
+def one_device_run() -> tuple:
+    """The oracle: the whole run on this process's one device, and the leaves of its parameters and state."""
+    import jax
+
+    import toolkit as tk
+
+    start, x, y = problem()
+    result = tk.optimise(loss, start, optimiser(), steps=STEPS, data=(x, y))
+    return result, [np.asarray(leaf) for leaf in jax.tree.leaves((result.params, result.state))]
+
+
+def saved_leaves(found: dict, name: str, count: int) -> list[np.ndarray]:
+    """The ``count`` leaves a worker saved under ``name`` (``<name>.0``, ``<name>.1``, ...)."""
+    return [found[f"{name}.{i}"] for i in range(count)]
+
+
 # --- launching (from the tests) ---------------------------------------------------------------------
 
 

@@ -20,10 +20,10 @@ from flax import serialization
 
 import toolkit as tk
 from tests.optimisation import _worker as w
+from tests.optimisation._worker import TOLERANCE
+from tests.optimisation._worker import saved_leaves as leaves
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="two local JAX processes need POSIX sockets and fork/exec")
-
-TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +39,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def oracle():
-    start, x, y = w.problem()
-    result = tk.optimise(w.loss, start, w.optimiser(), steps=w.STEPS, data=(x, y))
-    return result, [np.asarray(leaf) for leaf in jax.tree.leaves((result.params, result.state))]
-
-
-def leaves(found, name, count):
-    return [found[f"{name}.{i}"] for i in range(count)]
+    return w.one_device_run()
 
 
 def test_data_parallel_on_two_processes_ends_where_one_device_does(runs, oracle):
