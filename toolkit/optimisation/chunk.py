@@ -44,7 +44,7 @@ import optax
 from toolkit._jaxprs import dependents, depends
 from toolkit.cache import Cache, Key
 from toolkit.grad import zygote_convention
-from toolkit.optimisation.data import Source
+from toolkit.optimisation.data import Source, shapes_signature
 from toolkit.optimisation.result import DIVERGED, GTOL, RUNNING, TOL
 
 __all__ = ["Progress", "Chunk", "BLOCK", "cached_chunk"]
@@ -270,7 +270,7 @@ class Chunk:
         velocity, Adam's moments): that state is made once, by one compiled call,
         and reused (JAX arrays are immutable), which saves a call each run.
         """
-        signature = ("fresh", jax.tree.structure(diff), tuple((a.shape, a.dtype) for a in jax.tree.leaves(diff)))
+        signature = ("fresh", shapes_signature(diff))
         signature += (np.dtype(loss_dtype), jax.tree.structure(program.arrays))
         with _current(program):
             constant = self.memo.get(signature)

@@ -69,8 +69,7 @@ class Source:
     def example_signature(self, data: Any, key: Any) -> Any:
         """Hashable, and equal for two calls whose samples have the same shapes and dtypes (cheaper than
         :meth:`example` where the data's shapes say it all)."""
-        leaves, treedef = jax.tree.flatten(self.example(data, key))
-        return treedef, tuple((leaf.shape, leaf.dtype) for leaf in leaves)
+        return shapes_signature(self.example(data, key))
 
     def start(self, data: Any, key: Any, t: jax.Array) -> Any:
         """State carried from draw to draw, for a draw starting at global step ``t``."""
@@ -215,7 +214,7 @@ class Examples(Source):
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), data)
 
     def example_signature(self, data: Any, key: Any) -> Any:
-        return _data_signature(data), self.cache_settings()
+        return shapes_signature(data), self.cache_settings()
 
     def prefetch(self, data: Any, key: Any, t: jax.Array, ahead: int, local: Any) -> tuple[Any, Any]:
         return (t + jnp.arange(ahead, dtype=t.dtype)) % _first_axis(data), local
@@ -246,7 +245,7 @@ class Minibatches(Source):
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct((self.batch_size, *a.shape[1:]), a.dtype), data)
 
     def example_signature(self, data: Any, key: Any) -> Any:
-        return _data_signature(data), self.cache_settings()
+        return shapes_signature(data), self.cache_settings()
 
     def entry_bytes(self, data: Any, key: Any) -> int:
         return 4 * self.batch_size
@@ -283,8 +282,9 @@ class Minibatches(Source):
         return jax.tree.map(lambda a: a[entry], data)  # rows are in range by construction
 
 
-def _data_signature(data: Any) -> Any:
-    leaves, treedef = jax.tree.flatten(data)
+def shapes_signature(tree: Any) -> tuple[Any, ...]:
+    """Hashable: the tree's structure and each leaf's shape and dtype (what a compiled program depends on)."""
+    leaves, treedef = jax.tree.flatten(tree)
     return treedef, tuple((leaf.shape, leaf.dtype) for leaf in leaves)
 
 

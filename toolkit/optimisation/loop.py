@@ -34,7 +34,7 @@ from toolkit._show import describe
 from toolkit.optimisation import checkpoint as checkpoints
 from toolkit.optimisation import programs
 from toolkit.optimisation.chunk import BLOCK, Chunk, Progress, cached_chunk
-from toolkit.optimisation.data import Source, source_for
+from toolkit.optimisation.data import Source, shapes_signature, source_for
 from toolkit.optimisation.result import RUNNING, Result, stop_reason
 from toolkit.optimisation.update import check_optimiser, trainable
 from toolkit.params import Params
@@ -362,17 +362,13 @@ def _state_placed(state: Any, diff: Any, placements: list[Any] | None) -> Any:
     return jax.tree.map(lambda n: _placed(n, placements) if like_params(n) else n, state, is_leaf=like_params)
 
 
-def _abstract(x: Any) -> tuple[Any, ...]:
-    leaves, treedef = jax.tree.flatten(x)
-    return (treedef, tuple((leaf.shape, leaf.dtype) for leaf in leaves))
-
-
 def _loss_dtype(chunk: Chunk, problem: _Problem, program: programs.Program, data: Any, key: Any) -> np.dtype:
     """The loss's dtype, after checking it returns a real scalar (traced once per input signature)."""
-    sample_signature = program.source.example_signature(data, key)
-    signature = (_abstract(problem.diff), _abstract(problem.rest_arrays), type(program.source), sample_signature)
+    source = program.source
+    signature = (*map(shapes_signature, (problem.diff, problem.rest_arrays)), type(source))
+    signature += (source.example_signature(data, key),)
     if signature not in chunk.memo:
-        sample = program.source.example(data, key)
+        sample = source.example(data, key)
         one = problem.one_problem
         objective, _, _ = program.build(program.arrays)  # the call's own loss and sampler, reading their arrays
         out = jax.eval_shape(objective, one(problem.diff), one(problem.rest_arrays), sample)
