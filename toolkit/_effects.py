@@ -94,6 +94,19 @@ def may_have(code: types.CodeType) -> bool:
     return bool(_candidates(code))
 
 
+def read_through_attributes(function: types.FunctionType) -> list[Any]:
+    """The outside objects whose attributes :func:`of` reads to judge the function (``log`` of
+    ``log.items.append(x)``, ``jax`` of ``jax.random.uniform``): its verdict depends on those attributes' values,
+    where for every other candidate the types (or, for modules, the identity) of what it loads are enough."""
+    found = []
+    for c in _candidates(function.__code__):
+        if c.scope in ("global", "closure") and (len(c.chain) > 1 if c.act == "attribute" else c.act == "store item"):
+            present, value = _resolve(c, function)
+            if present and (c.act == "attribute" or c.chain):
+                found.append(value)
+    return found
+
+
 @functools.lru_cache(maxsize=4096)
 def _candidates(code: types.CodeType) -> tuple[_Candidate, ...]:
     """Every instruction sequence of ``code`` that may be a side effect, judged later against the values."""

@@ -603,3 +603,28 @@ def capture(value: Any) -> Captured:
     walk = _Walk()
     key = _key(value, walk, 0)
     return Captured(value, key, tuple(walk.arrays), tuple(walk.effects))
+
+
+# --- what toolkit.guards replays the walk with ----------------------------------------------------------
+
+identity = _Identity
+is_library = _is_library
+methods = _methods
+global_names = _global_names
+user_modules = _user_modules
+module_named = _module_named
+code_names = _code_names
+MISSING = _MISSING
+
+
+def is_library_code(code: types.CodeType) -> bool:
+    """Whether the walk treats a function with this code as library code (its globals constants, no effects)."""
+    return _is_library_file(code.co_filename)
+
+
+def remembered(value: tuple) -> tuple[Key, tuple[Any, ...]] | None:
+    """The key and arrays the walk remembers a library tuple (an optimiser) by, walking it first if it is new;
+    ``None`` if it is not remembered (an optimiser state, or one with side effects)."""
+    walk = _Walk()
+    key = _library_tuple_key(value, walk, 0)
+    return (key, tuple(walk.arrays)) if isinstance(key, Key) and not walk.effects else None

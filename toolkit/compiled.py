@@ -38,7 +38,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from toolkit import closures, filters
+from toolkit import closures, filters, guards
 from toolkit.cache import Cache, Key
 
 __all__ = ["EagerFallbackWarning", "eager", "call"]
@@ -48,7 +48,7 @@ class EagerFallbackWarning(UserWarning):
     """A function runs eagerly (re-traced on every call) because it cannot run compiled as it is."""
 
 
-_LOCAL = threading.local()  # .eager: depth of `with tk.eager()`; .captured: what the call under way reads
+_LOCAL = threading.local()  # .eager: depth of `with tk.eager()`; .values: what the call under way reads
 _CACHE: Cache[_Entry] = Cache(256)
 _NEEDS_VALUES = (
     jax.errors.ConcretizationTypeError,
@@ -84,10 +84,11 @@ def eager() -> Iterator[None]:
 class _Entry:
     """One cached program: the jitted function, and whether the call runs eagerly instead."""
 
-    __slots__ = ("program", "runs_eagerly", "static")
+    __slots__ = ("program", "runs_eagerly", "static", "plans")
 
     def __init__(self, body: Callable[..., Any]):
         self.runs_eagerly = False
+        self.plans = 0  # plans made for calls that found this entry (see _add_plan)
         self.static: tuple[Any, list[Any], list[bool] | None] | None = (
             None  # the output's structure and non-array leaves
         )
@@ -98,7 +99,7 @@ def _program(entry: _Entry, body: Callable[..., Any]) -> Callable[..., Any]:
     """The traced function: the call rebuilt from its parts' replacement arrays; array outputs only."""
 
     def program(arrays: tuple[Any, ...]) -> list[Any]:
-        with _LOCAL.captured.reading(arrays) as values:
+        with closures.capture(_LOCAL.values).reading(arrays) as values:
             out = body(*values)
         leaves, treedef = jax.tree.flatten(out)
         dynamic = [isinstance(leaf, jax.Array) for leaf in leaves]
@@ -121,11 +122,20 @@ def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any
     """
     if getattr(_LOCAL, "eager", 0):
         return body(*values)
+    float64 = jax.dtypes.canonicalize_dtype(np.float64)  # float32 without x64: part of every key
+    plans = _PLANS.get(body)
+    if plans:  # a plan replays the key's checks on these values without building the key (toolkit.guards)
+        for i, plan in enumerate(plans):
+            arrays: list[Any] = []
+            if plan.float64 is float64 and plan.match(values, arrays):
+                if i:
+                    plans.insert(0, plans.pop(i))
+                return _run(caller, named, plan.entry, tuple(arrays), body, values)
     captured = closures.capture(values)
     if not _all_concrete(captured.arrays):  # under an outer transformation: traced into it, nothing cached
         return body(*values)
     try:
-        key = Key((body, captured.key, jax.dtypes.canonicalize_dtype(np.float64)))
+        key = Key((body, captured.key, float64))
     except TypeError:  # something in the key does not hash: not cached
         return body(*values)
     entry = _CACHE.get(key) or _CACHE.put(key, _Entry(body))
@@ -135,7 +145,37 @@ def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any
         entry.runs_eagerly = True
         _warn_effects(caller, _name(named), captured.effects)
         return body(*values)
-    return _run(caller, named, entry, captured, body, values)
+    result = _run(caller, named, entry, captured.arrays, body, values)
+    if not entry.runs_eagerly:
+        _add_plan(body, values, captured.key, entry, float64)
+    return result
+
+
+class _Plan:
+    """A call's key as checks (``toolkit.guards``), the entry cached under it, and the x64 mode it was made in."""
+
+    __slots__ = ("match", "entry", "float64")
+
+    def __init__(self, match: guards.Match, entry: _Entry, float64: Any):
+        self.match, self.entry, self.float64 = match, entry, float64
+
+
+_PLANS: dict[Callable[..., Any], list[_Plan]] = {}  # per toolkit body: the plans of recent calls, latest first
+_PLANS_PER_BODY = 8
+_PLANS_PER_ENTRY = 4  # an entry whose calls keep failing their plans (an object made anew each call) stops making them
+
+
+def _add_plan(body: Callable[..., Any], values: tuple[Any, ...], key: Any, entry: _Entry, float64: Any) -> None:
+    if entry.plans >= _PLANS_PER_ENTRY:
+        return
+    match = guards.plan(values, key)
+    if match is None:
+        entry.plans = _PLANS_PER_ENTRY  # the key has a part no plan checks: never again for this entry
+        return
+    entry.plans += 1
+    plans = _PLANS.setdefault(body, [])
+    plans.insert(0, _Plan(match, entry, float64))
+    del plans[_PLANS_PER_BODY:]
 
 
 def _name(named: Any) -> str:
@@ -144,18 +184,18 @@ def _name(named: Any) -> str:
     return getattr(named, "__qualname__", None) or getattr(named, "__name__", None) or type(named).__name__
 
 
-def _run(caller: str, named: Any, entry: _Entry, captured: closures.Captured, body: Callable, values: tuple) -> Any:
-    previous = getattr(_LOCAL, "captured", None)
-    _LOCAL.captured = captured
+def _run(caller: str, named: Any, entry: _Entry, arrays: Any, body: Callable, values: tuple) -> Any:
+    previous = getattr(_LOCAL, "values", None)
+    _LOCAL.values = values  # what a trace (the first call, or after jax.clear_caches()) captures anew
     try:
-        leaves = entry.program(captured.arrays)
+        leaves = entry.program(arrays)
     except _NEEDS_VALUES as error:
         result = body(*values)  # eagerly: an error here is the one an eager call gives, and propagates
         entry.runs_eagerly = True
         _warn_needs_values(caller, _name(named), error)
         return result
     finally:
-        _LOCAL.captured = previous
+        _LOCAL.values = previous
     assert entry.static is not None  # set when traced, which the first call did
     treedef, static, dynamic = entry.static
     if dynamic is None:  # every output leaf an array
