@@ -48,9 +48,16 @@ class EagerFallbackWarning(UserWarning):
     """A function runs eagerly (re-traced on every call) because it cannot run compiled as it is."""
 
 
-_LOCAL = threading.local()  # .eager: depth of `with tk.eager()`; .values: what the call under way reads
+class _Local(threading.local):
+    """Per thread: the depth of ``with tk.eager()`` blocks, and what the call under way reads (for its trace)."""
+
+    eager = 0  # class defaults: an attribute a thread has not set reads fast (getattr with a default raises inside)
+    values: tuple[Any, ...] | None = None
+
+
+_LOCAL = _Local()
 _CACHE: Cache[_Entry] = Cache(256)
-_NEEDS_VALUES = (
+NEEDS_VALUES = (  # what JAX raises where tracing needs a concrete value
     jax.errors.ConcretizationTypeError,
     jax.errors.TracerBoolConversionError,
     jax.errors.TracerIntegerConversionError,
@@ -74,7 +81,7 @@ def eager() -> Iterator[None]:
         ...     tk.gradient(lambda x: jnp.sum(x**2), jnp.array([1.0, 2.0]))
         (Array([2., 4.], dtype=float32),)
     """
-    _LOCAL.eager = getattr(_LOCAL, "eager", 0) + 1
+    _LOCAL.eager += 1
     try:
         yield
     finally:
@@ -84,22 +91,35 @@ def eager() -> Iterator[None]:
 class _Entry:
     """One cached program: the jitted function, and whether the call runs eagerly instead."""
 
-    __slots__ = ("program", "runs_eagerly", "static", "plans")
+    __slots__ = ("key", "function", "program", "runs_eagerly", "static", "plans")
 
-    def __init__(self, body: Callable[..., Any]):
+    def __init__(self, key: Key, body: Callable[..., Any]):
+        self.key = key  # what it is cached under: a trace checks that the values it reads still key so
         self.runs_eagerly = False
         self.plans = 0  # plans made for calls that found this entry (see _add_plan)
         self.static: tuple[Any, list[Any], list[bool] | None] | None = (
             None  # the output's structure and non-array leaves
         )
-        self.program = jax.jit(_program(self, body))
+        self.function = _program(self, body)  # traceable: toolkit.deferred calls it inside a program of its own
+        self.program = jax.jit(self.function)
+
+
+class StaleValues(RuntimeError):
+    """A deferred call's program is traced after what its function reads changed (see ``toolkit.deferred``)."""
 
 
 def _program(entry: _Entry, body: Callable[..., Any]) -> Callable[..., Any]:
     """The traced function: the call rebuilt from its parts' replacement arrays; array outputs only."""
 
     def program(arrays: tuple[Any, ...]) -> list[Any]:
-        with closures.capture(_LOCAL.values).reading(arrays) as values:
+        captured = closures.capture(_LOCAL.values)
+        if Key((body, captured.key, jax.dtypes.canonicalize_dtype(np.float64))) != entry.key:
+            raise StaleValues(
+                "a deferred tk.gradient result was read after what its function reads changed its structure, "
+                "shapes or dtypes, and JAX's caches were cleared in between, so its program cannot be traced again; "
+                "read the gradient (gs[p]) before changing them."
+            )
+        with captured.reading(arrays) as values:
             out = body(*values)
         leaves, treedef = jax.tree.flatten(out)
         dynamic = [isinstance(leaf, jax.Array) for leaf in leaves]
@@ -120,35 +140,43 @@ def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any
     pytree: array leaves come out of the compiled program, other leaves as the
     trace left them (they cannot depend on the arrays' values).
     """
-    if getattr(_LOCAL, "eager", 0):
+    if _LOCAL.eager:
         return body(*values)
     float64 = jax.dtypes.canonicalize_dtype(np.float64)  # float32 without x64: part of every key
-    plans = _PLANS.get(body)
-    if plans:  # a plan replays the key's checks on these values without building the key (toolkit.guards)
-        for i, plan in enumerate(plans):
-            arrays: list[Any] = []
-            if plan.float64 is float64 and plan.match(values, arrays):
-                if i:
-                    plans.insert(0, plans.pop(i))
-                return _run(caller, named, plan.entry, tuple(arrays), body, values)
-    captured = closures.capture(values)
-    if not _all_concrete(captured.arrays):  # under an outer transformation: traced into it, nothing cached
+    found = find(body, values, float64)
+    if found is not None:
+        return run(caller, named, found[0], found[1], body, values)
+    made = entry_for(caller, named, body, values, float64)
+    if made is None:
         return body(*values)
-    try:
-        key = Key((body, captured.key, float64))
-    except TypeError:  # something in the key does not hash: not cached
-        return body(*values)
-    entry = _CACHE.get(key) or _CACHE.put(key, _Entry(body))
-    if entry.runs_eagerly:
-        return body(*values)
-    if captured.effects:
-        entry.runs_eagerly = True
-        _warn_effects(caller, _name(named), captured.effects)
-        return body(*values)
-    result = _run(caller, named, entry, captured.arrays, body, values)
+    entry, captured = made
+    result = run(caller, named, entry, captured.arrays, body, values)
     if not entry.runs_eagerly:
         _add_plan(body, values, captured.key, entry, float64)
     return result
+
+
+def entry_for(
+    caller: str, named: Any, body: Callable[..., Any], values: tuple[Any, ...], float64: Any
+) -> tuple[_Entry, closures.Captured] | None:
+    """The entry ``body(*values)`` runs compiled with (made if new; traced when first run) and the walk that
+    found it; ``None`` where the call runs eagerly: under an outer transformation, with side effects (warned
+    once), or reading something that does not hash."""
+    captured = closures.capture(values)
+    if not _all_concrete(captured.arrays):  # under an outer transformation: traced into it, nothing cached
+        return None
+    try:
+        key = Key((body, captured.key, float64))
+    except TypeError:  # something in the key does not hash: not cached
+        return None
+    entry = _CACHE.get(key) or _CACHE.put(key, _Entry(key, body))
+    if entry.runs_eagerly:
+        return None
+    if captured.effects:
+        entry.runs_eagerly = True
+        _warn_effects(caller, _name(named), captured.effects)
+        return None
+    return entry, captured
 
 
 class _Plan:
@@ -158,6 +186,24 @@ class _Plan:
 
     def __init__(self, match: guards.Match, entry: _Entry, float64: Any):
         self.match, self.entry, self.float64 = match, entry, float64
+
+
+def find(body: Callable[..., Any], values: tuple[Any, ...], float64: Any) -> tuple[_Entry, tuple[Any, ...]] | None:
+    """The entry of ``body(*values)`` and the arrays it reads, found by a plan (``toolkit.guards``), or ``None``."""
+    plans = _PLANS.get(body)
+    if plans:
+        for i, plan in enumerate(plans):
+            arrays: list[Any] = []
+            if plan.float64 is float64 and plan.match(values, arrays):
+                if i:
+                    plans.insert(0, plans.pop(i))
+                return plan.entry, tuple(arrays)
+    return None
+
+
+def eager_mode() -> bool:
+    """Whether ``with tk.eager():`` is in force in this thread."""
+    return _LOCAL.eager > 0
 
 
 _PLANS: dict[Callable[..., Any], list[_Plan]] = {}  # per toolkit body: the plans of recent calls, latest first
@@ -184,24 +230,40 @@ def _name(named: Any) -> str:
     return getattr(named, "__qualname__", None) or getattr(named, "__name__", None) or type(named).__name__
 
 
-def _run(caller: str, named: Any, entry: _Entry, arrays: Any, body: Callable, values: tuple) -> Any:
-    previous = getattr(_LOCAL, "values", None)
+def run(caller: str, named: Any, entry: _Entry, arrays: Any, body: Callable, values: tuple) -> Any:
+    """The entry's program on ``arrays`` (what ``values`` read), its output rebuilt; eagerly if tracing needs values."""
+    previous = _LOCAL.values
     _LOCAL.values = values  # what a trace (the first call, or after jax.clear_caches()) captures anew
     try:
         leaves = entry.program(arrays)
-    except _NEEDS_VALUES as error:
+    except NEEDS_VALUES as error:
         result = body(*values)  # eagerly: an error here is the one an eager call gives, and propagates
         entry.runs_eagerly = True
         _warn_needs_values(caller, _name(named), error)
         return result
     finally:
         _LOCAL.values = previous
+    return output(entry, leaves)
+
+
+def output(entry: _Entry, leaves: list[Any]) -> Any:
+    """The call's output from its program's array leaves (with the non-array leaves the trace left)."""
     assert entry.static is not None  # set when traced, which the first call did
     treedef, static, dynamic = entry.static
     if dynamic is None:  # every output leaf an array
-        return jax.tree.unflatten(treedef, leaves)
+        return treedef.unflatten(leaves)
     produced = iter(leaves)
-    return jax.tree.unflatten(treedef, [next(produced) if d else s for s, d in zip(static, dynamic)])
+    return treedef.unflatten([next(produced) if d else s for s, d in zip(static, dynamic)])
+
+
+@contextlib.contextmanager
+def reading(values: tuple[Any, ...]) -> Iterator[None]:
+    """Within the block, a trace of an entry's function reads ``values`` (what the call it stands for reads)."""
+    previous, _LOCAL.values = _LOCAL.values, values
+    try:
+        yield
+    finally:
+        _LOCAL.values = previous
 
 
 def _all_concrete(arrays: tuple[Any, ...]) -> bool:

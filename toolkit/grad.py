@@ -22,6 +22,7 @@ All of these are pure functions of their arguments, so they compose with
 from __future__ import annotations
 
 import inspect
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toolkit import compiled, filters
+from toolkit import compiled, deferred, filters
 from toolkit._show import describe
 from toolkit.params import Grads, Param, Params
 
@@ -236,11 +237,16 @@ def _implicit_value_and_gradient(caller: str, f: Callable, params: Params, has_a
     return _explicit_value_and_gradient(caller, _of_boxes(caller, f, params), params.values(), has_aux)
 
 
+_SLOTS = operator.itemgetter(1)  # the gradients, one per box, of what _implicit_value_and_gradient returns
+
+
 def _value_and_gradient(caller: str, f: Callable[..., Any], args: tuple[Any, ...], has_aux: bool) -> Any:
     """``(value, grads, aux)``, compiled and cached (``toolkit.compiled``); ``caller`` names the public function."""
     params = _implicit(caller, args)
     if params is not None:  # Zygote's implicit form: gradient(() -> loss, ps)
         body = _implicit_value_and_gradient
+        if caller == "tk.gradient" and not has_aux:  # only Grads come back: worked out when read, or by tk.update_
+            return None, Grads.later(params, deferred.later(caller, f, body, caller, f, params, has_aux), _SLOTS), None
         value, grads, aux = compiled.call(caller, f, body, caller, f, params, has_aux)
         return value, Grads(params, grads), aux
     return compiled.call(caller, f, _explicit_value_and_gradient, caller, f, args, has_aux)

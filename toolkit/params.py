@@ -199,6 +199,29 @@ class Grads(Mapping):
         self._boxes = tuple(params)  # as they were: boxes appended to params later have no gradient here
         self._by_id = {id(p): g for p, g in zip(self._boxes, grads)}
 
+    _call: tuple[Any, Callable[[Any], Iterable[Any]]] | None = None  # the deferred call these come from, if any
+
+    @classmethod
+    def later(cls, params: Params, deferred: Any, grads_of: Callable[[Any], Iterable[Any]]) -> Grads:
+        """Grads worked out when first read, as ``grads_of(deferred.result())`` (see ``toolkit.deferred``)."""
+        gs = cls.__new__(cls)
+        gs.params, gs._boxes, gs._call = params, tuple(params), (deferred, grads_of)
+        return gs
+
+    def pending(self, params: Params) -> tuple[Any, Callable[[Any], Iterable[Any]]] | None:
+        """``(deferred call, grads_of)`` if these come from a deferred call and are for exactly the boxes of
+        ``params``, in order: ``tk.update_`` then runs that call inside its own program, read or not."""
+        call = self._call
+        return call if call is not None and tuple(params) == self._boxes else None
+
+    def __getattr__(self, name: str) -> Any:  # only for attributes not set: the gradients of later Grads
+        call = self.__dict__.get("_call")
+        if name != "_by_id" or call is None:
+            raise AttributeError(f"'Grads' object has no attribute {name!r}")
+        deferred, grads_of = call
+        self._by_id = {id(p): g for p, g in zip(self._boxes, grads_of(deferred.result()))}
+        return self._by_id
+
     def in_order(self, params: Params) -> tuple[Any, ...] | None:
         """The gradients for the boxes of ``params``, in its order; ``None`` if one of them has none here."""
         boxes = tuple(params)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toolkit import compiled, filters
+from toolkit import compiled, deferred, filters
 from toolkit._show import describe
 from toolkit.params import Grads, Params
 
@@ -244,8 +244,9 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
         )
     if not isinstance(gs, Grads):
         raise TypeError(f"tk.update_: gs must be the tk.Grads from tk.gradient(f, ps), got a {type(gs).__name__}.")
-    grads = gs.in_order(ps)
-    if grads is None:
+    pending = gs.pending(ps)
+    grads = gs.in_order(ps) if pending is None else None
+    if grads is None and pending is None:
         raise ValueError(
             "tk.update_: gs has no gradient for some boxes of ps (it was taken with other Params); "
             "take it as gs = tk.gradient(f, ps) with this ps."
@@ -263,7 +264,12 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
             "tk.update_: the boxes in ps changed structure, shape or dtype since this optimiser's state was made; "
             "use a fresh optimiser object (e.g. tk.Momentum()) for the new shapes."
         )
-    new, record.state = compiled.call("tk.update_", opt, _step, "tk.update_", opt, record.state, values, grads)
+    if pending is None:
+        new, record.state = compiled.call("tk.update_", opt, _step, "tk.update_", opt, record.state, values, grads)
+    else:  # the gradient not worked out yet: one program computes it and takes the step (toolkit.deferred)
+        later, grads_of = pending
+        prefix = ("tk.update_", opt, record.state, values)
+        new, record.state = deferred.call_after(later, grads_of, "tk.update_", opt, _step, *prefix)
     ps.assign(new if record.all_float else filters.combine(new, filters.partition(values)[1]))
     record.assigned = _references(ps.values())  # the next step's values, if nothing else writes to the boxes
     states[id(opt)] = record

@@ -1,0 +1,184 @@
+"""Deferred calls: a cached call whose program runs when its result is read, or inside the next call's program.
+
+The plain loop ``gs = tk.gradient(loss, ps); tk.update_(opt, ps, gs)`` runs two
+compiled programs a step, and the first one's result only ever goes into the
+second. So ``tk.gradient(f, ps)``, when its program is cached already, returns
+``Grads`` holding the call (its program, and the arrays it read, as they were at
+the call) instead of its result, and ``tk.update_`` given such ``Grads`` runs one
+program that computes the gradient and takes the step: one dispatch a step
+instead of two. That program is built once per pair of programs, from the two
+programs' own traced functions, so it computes what they compute.
+
+``Grads`` read before that (``gs[z]``, printing them, ``tk.update`` of them) run
+the gradient's own program then, on the arrays as they were at the call, so a
+box or closure changed in between does not change them. NumPy arrays the call
+read are copied (they can change in place); a call that reads a large one, or
+runs with ``jax_debug_nans``/``jax_debug_infs`` on (whose errors belong at the
+call), runs at once instead.
+
+Example:
+    >>> import jax.numpy as jnp, toolkit as tk
+    >>> z = tk.Param(jnp.array([1.0, 2.0]))
+    >>> ps, opt = tk.Params([z]), tk.Descent(0.25)
+    >>> for _ in range(3):   # from the second call on, each step is one program
+    ...     tk.update_(opt, ps, tk.gradient(lambda: jnp.sum(z.value ** 2), ps))
+    >>> z.value              # halved each step: z - 0.25 * 2z
+    Array([0.125, 0.25 ], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from toolkit import compiled, guards
+from toolkit.cache import Cache
+
+__all__ = ["Deferred", "later", "call_after"]
+
+_MOST_COPIED = 1 << 20  # bytes of NumPy arrays a deferred call copies; above this it runs at once
+_UNSET = object()
+
+
+class Deferred:
+    """A call, with its entry and the arrays it read, whose program has not run yet (or, without an entry, its
+    result: a call that could not be deferred)."""
+
+    __slots__ = ("caller", "named", "body", "values", "entry", "arrays", "_result")
+
+    def __init__(self, caller: str, named: Any, body: Callable, values: tuple, entry: Any, arrays: tuple):
+        self.caller, self.named, self.body, self.values = caller, named, body, values
+        self.entry, self.arrays, self._result = entry, arrays, _UNSET
+
+    def result(self) -> Any:
+        """What the call returns: its program run now (once), on the arrays as they were at the call."""
+        if self._result is _UNSET:
+            self._result = compiled.run(self.caller, self.named, self.entry, self.arrays, self.body, self.values)
+        return self._result
+
+
+def _done(result: Any) -> Deferred:
+    """A call run at once, as a ``Deferred`` with its result (and no entry: nothing to fuse it into)."""
+    deferred = Deferred("", None, _done, (), None, ())
+    deferred._result = result
+    return deferred
+
+
+def _deferring() -> bool:
+    """Not inside ``with tk.eager():``, nor with JAX's NaN/Inf checks on (their errors belong at the call)."""
+    checks = (getattr(jax.config, name, False) for name in ("jax_debug_nans", "jax_debug_infs"))  # read as JAX says
+    return not (compiled.eager_mode() or any(checks))
+
+
+def later(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Deferred:
+    """``compiled.call(caller, named, body, *values)``, deferred where it runs compiled (its first call, which
+    compiles it, runs at once as well); run at once otherwise (its result is then in the ``Deferred``)."""
+    if not _deferring():
+        return _done(compiled.call(caller, named, body, *values))
+    float64 = jax.dtypes.canonicalize_dtype(np.float64)
+    found = compiled.find(body, values, float64)
+    result = _UNSET
+    if found is None:  # not seen before (or no plan for it): compiled now, and deferred if a plan was made
+        result = compiled.call(caller, named, body, *values)
+        found = compiled.find(body, values, float64)
+        if found is None:
+            return _done(result)
+    entry, arrays = found
+    if any(type(a) is np.ndarray for a in arrays):  # NumPy arrays can change in place: copied, if small
+        if sum(a.nbytes for a in arrays if type(a) is np.ndarray) > _MOST_COPIED:
+            return _done(compiled.call(caller, named, body, *values) if result is _UNSET else result)
+        arrays = tuple(a.copy() if type(a) is np.ndarray else a for a in arrays)
+    deferred = Deferred(caller, named, body, values, entry, arrays)
+    deferred._result = result
+    return deferred
+
+
+class _Fusion:
+    """One program: a deferred call's program, then a call that reads (part of) its result as its last value."""
+
+    __slots__ = ("prefix", "entry", "program", "float64")
+
+    def __init__(self, prefix: guards.Match, first: Any, then: Any, pick: Callable, float64: Any):
+        self.prefix, self.entry, self.float64 = prefix, then, float64
+        self.program = jax.jit(_fused(first, then, pick))
+
+
+_FUSIONS: Cache[list[_Fusion]] = Cache(64)  # (first entry, body, pick) -> fusions, latest first
+_FUSIONS_PER_PAIR = 4
+
+
+def _fused(first: Any, then: Any, pick: Callable) -> Callable:
+    def fused(first_arrays: tuple, prefix_arrays: tuple) -> list:
+        first_values, prefix_values = _TRACING.values  # traced once: the calls' Python values, set around each call
+        with compiled.reading(first_values):
+            # A barrier: XLA must not rewrite the first program's arithmetic into the second's.
+            picked = jax.lax.optimization_barrier(pick(compiled.output(first, first.function(first_arrays))))
+        with compiled.reading((*prefix_values, picked)):
+            return then.function((*prefix_arrays, *jax.tree.leaves(picked)))
+
+    return fused
+
+
+class _Tracing(threading.local):
+    values: tuple = ((), ())  # per thread: the Python values of the calls a fused program stands for
+
+
+_TRACING = _Tracing()
+
+
+def call_after(
+    deferred: Deferred, pick: Callable[[Any], Any], caller: str, named: Any, body: Callable[..., Any], *prefix: Any
+) -> Any:
+    """``compiled.call(caller, named, body, *prefix, pick(deferred.result()))``, as one program with the deferred
+    call's wherever the deferred call has a program: every step of a loop then runs the same program (and gives
+    the same numbers) whether or not its first result was read in between."""
+    if deferred.entry is None or not _deferring():
+        return compiled.call(caller, named, body, *prefix, pick(deferred.result()))
+    float64 = jax.dtypes.canonicalize_dtype(np.float64)
+    fusions = _FUSIONS.get((deferred.entry, body, pick))
+    arrays: list[Any] = []
+    for fusion in fusions or ():
+        if fusion.float64 is float64 and fusion.prefix(prefix, arrays):
+            break
+        arrays.clear()
+    else:
+        fusion = _learn(deferred, pick, caller, named, body, prefix, float64)
+        if fusion is None or not fusion.prefix(prefix, arrays):
+            return compiled.call(caller, named, body, *prefix, pick(deferred.result()))
+    _TRACING.values = (deferred.values, prefix)
+    try:
+        leaves = fusion.program(deferred.arrays, tuple(arrays))
+    except (*compiled.NEEDS_VALUES, compiled.StaleValues):  # tracing it failed: never again, and one by one now
+        (_FUSIONS.get((deferred.entry, body, pick)) or []).remove(fusion)
+        return compiled.call(caller, named, body, *prefix, pick(deferred.result()))
+    finally:
+        _TRACING.values = ((), ())
+    return compiled.output(fusion.entry, leaves)
+
+
+def _learn(
+    deferred: Deferred, pick: Callable, caller: str, named: Any, body: Callable, prefix: tuple, float64: Any
+) -> _Fusion | None:
+    """The fused program for this pair, if the second call runs compiled and its arrays end with the picked
+    result's, whole (found from the deferred call's result, worked out once here)."""
+    picked = pick(deferred.result())
+    made = compiled.entry_for(caller, named, body, (*prefix, picked), float64)
+    if made is None:
+        return None
+    entry, captured = made
+    leaves = jax.tree.leaves(picked)
+    tail = captured.arrays[len(captured.arrays) - len(leaves) :]
+    if len(tail) != len(leaves) or not all(a is b for a, b in zip(tail, leaves)):
+        return None  # the result is not read last, as whole arrays: no fused program for it
+    match = guards.plan(prefix, (tuple, captured.key[1][:-1]))
+    if match is None:
+        return None
+    fusions = _FUSIONS.get((deferred.entry, body, pick)) or _FUSIONS.put((deferred.entry, body, pick), [])
+    fusion = _Fusion(match, deferred.entry, entry, pick, float64)
+    fusions.insert(0, fusion)
+    del fusions[_FUSIONS_PER_PAIR:]
+    return fusion
