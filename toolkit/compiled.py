@@ -91,12 +91,13 @@ def eager() -> Iterator[None]:
 class _Entry:
     """One cached program: the jitted function, and whether the call runs eagerly instead."""
 
-    __slots__ = ("key", "function", "program", "runs_eagerly", "static", "plans")
+    __slots__ = ("key", "function", "program", "runs_eagerly", "static", "plans", "after")
 
     def __init__(self, key: Key, body: Callable[..., Any]):
         self.key = key  # what it is cached under: a trace checks that the values it reads still key so
         self.runs_eagerly = False
         self.plans = 0  # plans made for calls that found this entry (see _add_plan)
+        self.after: dict[Any, list[Any]] = {}  # toolkit.deferred's programs of this call and a call after it
         self.static: tuple[Any, list[Any], list[bool] | None] | None = (
             None  # the output's structure and non-array leaves
         )

@@ -36,9 +36,8 @@ import jax
 import numpy as np
 
 from toolkit import compiled, guards
-from toolkit.cache import Cache
 
-__all__ = ["Deferred", "later", "call_after"]
+__all__ = ["Deferred", "MISS", "call_after", "fused", "later"]
 
 _MOST_COPIED = 1 << 20  # bytes of NumPy arrays a deferred call copies; above this it runs at once
 _UNSET = object()
@@ -70,8 +69,10 @@ def _done(result: Any) -> Deferred:
 
 def _deferring() -> bool:
     """Not inside ``with tk.eager():``, nor with JAX's NaN/Inf checks on (their errors belong at the call)."""
-    checks = (getattr(jax.config, name, False) for name in ("jax_debug_nans", "jax_debug_infs"))  # read as JAX says
-    return not (compiled.eager_mode() or any(checks))
+    config = jax.config  # read as JAX says to (getattr: the flags are not in its type stubs)
+    return not (
+        compiled.eager_mode() or getattr(config, "jax_debug_nans", False) or getattr(config, "jax_debug_infs", False)
+    )
 
 
 def later(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Deferred:
@@ -88,7 +89,7 @@ def later(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> De
         if found is None:
             return _done(result)
     entry, arrays = found
-    if any(type(a) is np.ndarray for a in arrays):  # NumPy arrays can change in place: copied, if small
+    if np.ndarray in map(type, arrays):  # NumPy arrays can change in place: copied, if small
         if sum(a.nbytes for a in arrays if type(a) is np.ndarray) > _MOST_COPIED:
             return _done(compiled.call(caller, named, body, *values) if result is _UNSET else result)
         arrays = tuple(a.copy() if type(a) is np.ndarray else a for a in arrays)
@@ -107,8 +108,7 @@ class _Fusion:
         self.program = jax.jit(_fused(first, then, pick))
 
 
-_FUSIONS: Cache[list[_Fusion]] = Cache(64)  # (first entry, body, pick) -> fusions, latest first
-_FUSIONS_PER_PAIR = 4
+_FUSIONS_PER_PAIR = 4  # kept on the first call's entry (``entry.after``), latest first
 
 
 def _fused(first: Any, then: Any, pick: Callable) -> Callable:
@@ -130,42 +130,60 @@ class _Tracing(threading.local):
 _TRACING = _Tracing()
 
 
+def fused(deferred: Deferred, pick: Callable[[Any], Any], body: Callable[..., Any], prefix: tuple) -> Any:
+    """:func:`call_after`'s result where its program for these values was built before; :data:`MISS` otherwise."""
+    if deferred.entry is None:
+        return MISS
+    fusions = deferred.entry.after.get((body, pick))
+    if fusions:
+        float64 = jax.dtypes.canonicalize_dtype(np.float64)
+        arrays: list[Any] = []
+        for fusion in fusions:
+            if fusion.float64 is float64 and fusion.prefix(prefix, arrays):
+                return _run(fusion, deferred, pick, body, prefix, tuple(arrays))
+            arrays.clear()
+    return MISS
+
+
+MISS = object()  # what fused() returns where it has no program for the values
+
+
 def call_after(
     deferred: Deferred, pick: Callable[[Any], Any], caller: str, named: Any, body: Callable[..., Any], *prefix: Any
 ) -> Any:
     """``compiled.call(caller, named, body, *prefix, pick(deferred.result()))``, as one program with the deferred
     call's wherever the deferred call has a program: every step of a loop then runs the same program (and gives
     the same numbers) whether or not its first result was read in between."""
-    if deferred.entry is None or not _deferring():
-        return compiled.call(caller, named, body, *prefix, pick(deferred.result()))
-    float64 = jax.dtypes.canonicalize_dtype(np.float64)
-    fusions = _FUSIONS.get((deferred.entry, body, pick))
+    result = fused(deferred, pick, body, prefix)
+    if result is not MISS:
+        return result
+    fusion = None if deferred.entry is None else _learn(deferred, pick, caller, named, body, prefix)
     arrays: list[Any] = []
-    for fusion in fusions or ():
-        if fusion.float64 is float64 and fusion.prefix(prefix, arrays):
-            break
-        arrays.clear()
-    else:
-        fusion = _learn(deferred, pick, caller, named, body, prefix, float64)
-        if fusion is None or not fusion.prefix(prefix, arrays):
-            return compiled.call(caller, named, body, *prefix, pick(deferred.result()))
+    if fusion is not None and fusion.prefix(prefix, arrays):
+        result = _run(fusion, deferred, pick, body, prefix, tuple(arrays))
+    if result is MISS:
+        return compiled.call(caller, named, body, *prefix, pick(deferred.result()))
+    return result
+
+
+def _run(fusion: _Fusion, deferred: Deferred, pick: Callable, body: Callable, prefix: tuple, arrays: tuple) -> Any:
     _TRACING.values = (deferred.values, prefix)
     try:
-        leaves = fusion.program(deferred.arrays, tuple(arrays))
-    except (*compiled.NEEDS_VALUES, compiled.StaleValues):  # tracing it failed: never again, and one by one now
-        (_FUSIONS.get((deferred.entry, body, pick)) or []).remove(fusion)
-        return compiled.call(caller, named, body, *prefix, pick(deferred.result()))
+        leaves = fusion.program(deferred.arrays, arrays)
+    except (*compiled.NEEDS_VALUES, compiled.StaleValues):  # tracing it failed: never again (one by one instead)
+        deferred.entry.after[body, pick].remove(fusion)
+        return MISS
     finally:
         _TRACING.values = ((), ())
     return compiled.output(fusion.entry, leaves)
 
 
 def _learn(
-    deferred: Deferred, pick: Callable, caller: str, named: Any, body: Callable, prefix: tuple, float64: Any
+    deferred: Deferred, pick: Callable, caller: str, named: Any, body: Callable, prefix: tuple
 ) -> _Fusion | None:
     """The fused program for this pair, if the second call runs compiled and its arrays end with the picked
     result's, whole (found from the deferred call's result, worked out once here)."""
-    picked = pick(deferred.result())
+    picked, float64 = pick(deferred.result()), jax.dtypes.canonicalize_dtype(np.float64)
     made = compiled.entry_for(caller, named, body, (*prefix, picked), float64)
     if made is None:
         return None
@@ -177,7 +195,7 @@ def _learn(
     match = guards.plan(prefix, (tuple, captured.key[1][:-1]))
     if match is None:
         return None
-    fusions = _FUSIONS.get((deferred.entry, body, pick)) or _FUSIONS.put((deferred.entry, body, pick), [])
+    fusions = deferred.entry.after.setdefault((body, pick), [])
     fusion = _Fusion(match, deferred.entry, entry, pick, float64)
     fusions.insert(0, fusion)
     del fusions[_FUSIONS_PER_PAIR:]

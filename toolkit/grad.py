@@ -200,7 +200,12 @@ def _real_scalar(caller: str, f: Callable, has_aux: bool = False) -> Callable:
 
 def _implicit(caller: str, args: tuple[Any, ...]) -> Params | None:
     """The ``Params`` of Zygote's implicit form ``caller(f, ps)``, or ``None`` for explicit arguments."""
-    if not any(isinstance(arg, Params) for arg in args):
+    if len(args) == 1 and type(args[0]) is Params:  # the usual implicit call, told at once
+        return args[0]
+    for arg in args:
+        if isinstance(arg, Params):
+            break
+    else:
         return None
     if len(args) != 1:
         raise TypeError(

@@ -9,6 +9,10 @@ those globals, its first cell holds that ``tk.Param`` box, which holds a
 ``float32[3, 3]`` array, its second a ``float32[3]`` NumPy array, ...". Replayed,
 it checks each and collects the arrays in the walk's order.
 
+A plan is one generated Python function of straight-line checks (a call per
+check, as nested matchers would make, costs more than the checks themselves).
+Any exception inside it (a cell emptied, an ``==`` that raises) means "no match".
+
 A plan is never looser than the key: where every check passes, the walk would
 have built an equal key (so the call may run the program cached under it, on
 the arrays collected); where one fails, the call takes the walk, which may make
@@ -33,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import itertools
 import types
 from collections.abc import Callable
 from typing import Any
@@ -55,260 +60,222 @@ class _NoPlan(Exception):
 
 def plan(value: Any, key: Any) -> Match | None:
     """The checks that ``value``'s capture key ``key`` stands for, or ``None`` where a plan cannot be made."""
+    code = _Code()
     try:
-        return _match(value, key)
+        code.emit("v0", value, key)
     except _NoPlan:
         return None
-
-
-def _match(value: Any, key: Any) -> Match:
-    if isinstance(key, Key):  # a library tuple (an optimiser), remembered by identity with its arrays
-        return _remembered(value, key)
-    head = key[0]
-    if type(head) is str:
-        return _TAGGED[head](value, key)
-    if head in (tuple, list) and type(value) is head:
-        return _sequence(head, [_match(item, k) for item, k in zip(value, key[1])])
-    if head is dict and type(value) is dict:
-        return _dict(tuple(value), [_match(item, k) for item, k in zip(value.values(), (k for _, k in key[1]))])
-    return _plain(head, key[1])
-
-
-def _plain(kind: type, expected: Any) -> Match:
-    def match(v: Any, arrays: list) -> bool:
-        return type(v) is kind and (v is expected or v == expected)
-
-    return match
-
-
-def _array(value: Any, key: Any) -> Match:
-    kind, (_, shape, dtype, weak) = type(value), key
-    if kind is np.ndarray:
-
-        def match_numpy(v: Any, arrays: list) -> bool:
-            if type(v) is kind and v.shape == shape and v.dtype == dtype:
-                arrays.append(v)
-                return True
-            return False
-
-        return match_numpy
-
-    def match(v: Any, arrays: list) -> bool:
-        if type(v) is kind and v.shape == shape and v.dtype == dtype and v.weak_type == weak:
-            arrays.append(v)
-            return True
-        return False
-
-    return match
-
-
-def _sequence(kind: type, items: list[Match]) -> Match:
-    n = len(items)
-
-    def match(v: Any, arrays: list) -> bool:
-        if type(v) is not kind or len(v) != n:
-            return False
-        for m, item in zip(items, v):
-            if not m(item, arrays):
-                return False
-        return True
-
-    return match
-
-
-def _dict(names: tuple[Any, ...], items: list[Match]) -> Match:
-    n = len(items)
-
-    def match(v: Any, arrays: list) -> bool:
-        if type(v) is not dict or len(v) != n:
-            return False
-        for name, m, (k, item) in zip(names, items, v.items()):
-            if k != name or not m(item, arrays):
-                return False
-        return True
-
-    return match
-
-
-def _same(value: Any) -> Match:
-    """The very object (held weakly where Python allows)."""
-    alive = closures.identity(value).alive
-
-    def match(v: Any, arrays: list) -> bool:
-        return v is alive()
-
-    return match
-
-
-def _identity(value: Any, key: Any) -> Match:
-    return _same(value)
-
-
-def _remembered(value: Any, key: Key) -> Match:
-    kind, (_, arrays_of_value) = type(value), closures.remembered(value) or (None, ())
-
-    def match(v: Any, arrays: list) -> bool:
-        if v is value:
-            arrays.extend(arrays_of_value)
-            return True
-        if type(v) is not kind:
-            return False
-        other = closures.remembered(v)  # an equal optimiser made anew (`tk.Momentum()` each step): keyed alike
-        if other is None or other[0] != key:
-            return False
-        arrays.extend(other[1])
-        return True
-
-    return match
-
-
-def _empty(value: Any, key: Any) -> Match:
-    kind = key[1]
-
-    def match(v: Any, arrays: list) -> bool:
-        return type(v) is kind and not v
-
-    return match
-
-
-def _value(value: Any, key: Any) -> Match:
-    return _plain(key[1], key[2])
-
-
-def _box(value: Param, key: Any) -> Match:
-    alive, inner = closures.identity(value).alive, _match(value.value, key[2])
-
-    def match(v: Any, arrays: list) -> bool:
-        return v is alive() and inner(v.value, arrays)
-
-    return match
-
-
-def _boxes(value: Params, key: Any) -> Match:
-    return _sequence_of(type(value), [_match(box, k) for box, k in zip(value, key[1:])])
-
-
-def _sequence_of(kind: type, items: list[Match]) -> Match:
-    """Like :func:`_sequence`, for an iterable type other than a tuple or a list (``tk.Params``)."""
-    n = len(items)
-
-    def match(v: Any, arrays: list) -> bool:
-        if type(v) is not kind or len(v) != n:
-            return False
-        for m, item in zip(items, v):
-            if not m(item, arrays):
-                return False
-        return True
-
-    return match
-
-
-def _method(value: types.MethodType, key: Any) -> Match:
-    function, receiver = _match(value.__func__, key[1]), _match(value.__self__, key[2])
-
-    def match(v: Any, arrays: list) -> bool:
-        return type(v) is types.MethodType and function(v.__func__, arrays) and receiver(v.__self__, arrays)
-
-    return match
-
-
-def _partial(value: functools.partial, key: Any) -> Match:
-    kind = type(value)
-    func, args = _match(value.func, key[1]), _match(value.args, key[2])
-    keywords = _match(dict(value.keywords), key[3])
-
-    def match(v: Any, arrays: list) -> bool:
-        return type(v) is kind and func(v.func, arrays) and args(v.args, arrays) and keywords(dict(v.keywords), arrays)
-
-    return match
-
-
-def _tree(value: Any, key: Any) -> Match:
-    kind, treedef = type(value), key[1]
-    leaves = [_match(leaf, k) for leaf, k in zip(jax.tree.leaves(value), key[2])]
-
-    def match(v: Any, arrays: list) -> bool:
-        if type(v) is not kind:
-            return False
-        found, structure = jax.tree.flatten(v)
-        if structure != treedef:
-            return False
-        for m, leaf in zip(leaves, found):
-            if not m(leaf, arrays):
-                return False
-        return True
-
-    return match
-
-
-def _object(value: Any, key: Any) -> Match:
-    alive = closures.identity(value).alive
-    attributes = _match(dict(value.__dict__), key[3])
-    methods = closures.methods(type(value))
-    planned = [_match(method, k) for (_, method), k in zip(methods, key[4])]
-
-    def match(v: Any, arrays: list) -> bool:
-        if v is not alive() or not attributes(v.__dict__, arrays):
-            return False
-        for m, (_, method) in zip(planned, methods):
-            if not m(method, arrays):
-                return False
-        return True
-
-    return match
-
-
-def _empty_cell(value: Any, key: Any) -> Match:
-    def match(v: Any, arrays: list) -> bool:
-        return v is _EMPTY
-
-    return match
+    return code.compiled()
 
 
 _EMPTY = object()  # what an empty closure cell holds, for the checks
 
 
-def _function(value: types.FunctionType, key: Any) -> Match:
-    _, code, _, cell_keys, defaults_key, globals_key = key
-    scope, library = value.__globals__, closures.is_library_code(code)
-    if not library and not all(map(_constant_attributes, _effects.read_through_attributes(value))):
-        raise _NoPlan  # its side-effect verdict reads attributes that nothing checks: judged by the walk each call
-    cells = [_match(_contents(cell), k) for cell, k in zip(value.__closure__ or (), cell_keys)]
-    both = (value.__defaults__, value.__kwdefaults__)
-    defaults = None if defaults_key is None else _match(both, defaults_key)
-    names = closures.global_names(value) if not library else ()
-    read = [(name, _match(scope[name], k)) for name, (_, k) in zip(names, globals_key)]
-    modules = [] if library else closures.user_modules(value)
-    attributes = [
-        (name, attribute, module, _match(getattr(module, attribute, closures.MISSING), k[2]))
-        for (name, attribute, module), k in zip(modules, globals_key[len(names) :])
-    ]
-    fixed = [] if library else [(n, scope.get(n, _EMPTY)) for n in closures.code_names(code) if n not in names]
-    return _function_match(code, scope, cells, defaults, read, attributes, fixed)
+def _contents(cell: types.CellType) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return _EMPTY
 
 
-def _function_match(code, scope, cells, defaults, read, attributes, fixed) -> Match:  # noqa: ANN001
+class _Code:
+    """The generated checks: lines of Python, the constants they name, and fresh variable names."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.constants: dict[str, Any] = {
+            "FunctionType": types.FunctionType,
+            "MethodType": types.MethodType,
+            "EMPTY": _EMPTY,
+            "MISSING": closures.MISSING,
+            "contents": _contents,
+            "flatten": jax.tree.flatten,
+            "module_named": closures.module_named,
+        }
+        self.names = itertools.count(1)
+
+    def compiled(self) -> Match:
+        source = "\n".join(
+            [
+                "def match(v0, arrays):",
+                "    append = arrays.append",
+                "    try:",
+                *("        " + line for line in self.lines),
+                "    except Exception:",
+                "        return False",
+                "    return True",
+            ]
+        )
+        scope = dict(self.constants)
+        exec(compile(source, "<toolkit.guards plan>", "exec"), scope)  # noqa: S102  our own generated checks
+        return scope["match"]
+
+    def const(self, value: Any) -> str:
+        name = f"c{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def var(self) -> str:
+        return f"v{next(self.names)}"
+
+    def check(self, condition: str) -> None:
+        self.lines.append(f"if not ({condition}): return False")
+
+    def emit(self, var: str, value: Any, key: Any) -> None:
+        """The checks that ``var`` (holding a value like ``value`` now) keys as ``key``."""
+        if isinstance(key, Key):  # a library tuple (an optimiser), remembered by identity with its arrays
+            return self.remembered(var, value, key)
+        head = key[0]
+        if type(head) is str:
+            return _TAGGED[head](self, var, value, key)
+        if head in (tuple, list) and type(value) is head:
+            return self.sequence(var, head, list(value), list(key[1]))
+        if head is dict and type(value) is dict:
+            return self.dictionary(var, value, key)
+        return self.plain(var, head, key[1])
+
+    def plain(self, var: str, kind: type, expected: Any) -> None:
+        c = self.const(expected)
+        self.check(f"type({var}) is {self.const(kind)} and ({var} is {c} or {var} == {c})")
+
+    def array(self, var: str, value: Any, key: Any) -> None:
+        _, shape, dtype, weak = key
+        kind = type(value)
+        weak_check = "" if kind is np.ndarray else f" and {var}.weak_type == {weak!r}"
+        self.check(
+            f"type({var}) is {self.const(kind)} and {var}.shape == {shape!r} "
+            f"and {var}.dtype == {self.const(dtype)}{weak_check}"
+        )
+        self.lines.append(f"append({var})")
+
+    def unpack(self, var: str, count: int) -> list[str]:
+        names = [self.var() for _ in range(count)]
+        if names:
+            self.lines.append(f"{', '.join(names)}, = {var}")
+        return names
+
+    def sequence(self, var: str, kind: type, items: list, keys: list) -> None:
+        self.check(f"type({var}) is {self.const(kind)} and len({var}) == {len(items)}")
+        for name, item, k in zip(self.unpack(var, len(items)), items, keys):
+            self.emit(name, item, k)
+
+    def dictionary(self, var: str, value: dict, key: Any) -> None:
+        self.check(f"type({var}) is dict and tuple({var}) == {self.const(tuple(value))}")
+        names = self.unpack(f"{var}.values()", len(value))
+        for name, item, (_, k) in zip(names, value.values(), key[1]):
+            self.emit(name, item, k)
+
+    def same(self, var: str, value: Any, key: Any = None) -> None:
+        """The very object (held weakly where Python allows)."""
+        self.check(f"{var} is {self.const(closures.identity(value).alive)}()")
+
+    def remembered(self, var: str, value: Any, key: Key) -> None:
+        arrays = (closures.remembered(value) or (None, ()))[1]
+        extend = f"arrays.extend({self.const(arrays)})" if arrays else "pass"
+        self.lines.append(f"if {var} is {self.const(value)}: {extend}")
+        self.lines.append(f"elif not {self.const(_equal_remembered(type(value), key))}({var}, arrays): return False")
+
+    def empty(self, var: str, value: Any, key: Any) -> None:
+        self.check(f"type({var}) is {self.const(key[1])} and not {var}")
+
+    def value(self, var: str, value: Any, key: Any) -> None:
+        self.plain(var, key[1], key[2])
+
+    def box(self, var: str, value: Param, key: Any) -> None:
+        self.same(var, value)
+        inner = self.var()
+        self.lines.append(f"{inner} = {var}.value")
+        self.emit(inner, value.value, key[2])
+
+    def boxes(self, var: str, value: Params, key: Any) -> None:
+        self.check(f"type({var}) is {self.const(type(value))} and len({var}) == {len(value)}")
+        for name, box, k in zip(self.unpack(var, len(value)), value, key[1:]):
+            self.emit(name, box, k)
+
+    def method(self, var: str, value: types.MethodType, key: Any) -> None:
+        self.check(f"type({var}) is MethodType")
+        function, receiver = self.var(), self.var()
+        self.lines.append(f"{function}, {receiver} = {var}.__func__, {var}.__self__")
+        self.emit(function, value.__func__, key[1])
+        self.emit(receiver, value.__self__, key[2])
+
+    def partial(self, var: str, value: functools.partial, key: Any) -> None:
+        self.check(f"type({var}) is {self.const(type(value))}")
+        func, args, keywords = self.var(), self.var(), self.var()
+        self.lines.append(f"{func}, {args}, {keywords} = {var}.func, {var}.args, dict({var}.keywords)")
+        self.emit(func, value.func, key[1])
+        self.emit(args, value.args, key[2])
+        self.emit(keywords, dict(value.keywords), key[3])
+
+    def tree(self, var: str, value: Any, key: Any) -> None:
+        leaves, structure = self.var(), self.var()
+        self.check(f"type({var}) is {self.const(type(value))}")
+        self.lines.append(f"{leaves}, {structure} = flatten({var})")
+        self.check(f"{structure} == {self.const(key[1])} and len({leaves}) == {len(key[2])}")
+        for name, leaf, k in zip(self.unpack(leaves, len(key[2])), jax.tree.leaves(value), key[2]):
+            self.emit(name, leaf, k)
+
+    def object(self, var: str, value: Any, key: Any) -> None:
+        self.same(var, value)
+        attributes = self.var()
+        self.lines.append(f"{attributes} = {var}.__dict__")
+        self.emit(attributes, dict(value.__dict__), key[3])
+        for (_, method), k in zip(closures.methods(type(value)), key[4]):  # the class's: constants, walked
+            name = self.var()
+            self.lines.append(f"{name} = {self.const(method)}")
+            self.emit(name, method, k)
+
+    def empty_cell(self, var: str, value: Any, key: Any) -> None:
+        self.check(f"{var} is EMPTY")
+
+    def function(self, var: str, value: types.FunctionType, key: Any) -> None:
+        _, code, _, cell_keys, defaults_key, globals_key = key
+        scope, library = value.__globals__, closures.is_library_code(code)
+        if not library and not all(map(_constant_attributes, _effects.read_through_attributes(value))):
+            raise _NoPlan  # its side-effect verdict reads attributes that nothing checks: judged by the walk each call
+        s = self.const(scope)
+        self.check(f"type({var}) is FunctionType and {var}.__code__ is {self.const(code)} and {var}.__globals__ is {s}")
+        cells = value.__closure__ or ()
+        if cells:
+            closure = self.var()
+            self.lines.append(f"{closure} = {var}.__closure__")
+            for i, (cell, k) in enumerate(zip(cells, cell_keys)):
+                contents = self.var()
+                self.lines.append(f"{contents} = contents({closure}[{i}])")
+                self.emit(contents, _contents(cell), k)
+        if defaults_key is None:
+            self.check(f"{var}.__defaults__ is None and {var}.__kwdefaults__ is None")
+        else:
+            defaults = self.var()
+            self.lines.append(f"{defaults} = ({var}.__defaults__, {var}.__kwdefaults__)")
+            self.emit(defaults, (value.__defaults__, value.__kwdefaults__), defaults_key)
+        if library:
+            return
+        names = closures.global_names(value)
+        for name, (_, k) in zip(names, globals_key):
+            read = self.var()
+            self.lines.append(f"{read} = {s}.get({name!r}, EMPTY)")
+            self.emit(read, scope[name], k)
+        for name in closures.code_names(code):  # absent names stay absent, modules stay the same modules
+            if name not in names:
+                self.check(f"{s}.get({name!r}, EMPTY) is {self.const(scope.get(name, _EMPTY))}")
+        modules = closures.user_modules(value)
+        for (name, attribute, module), k in zip(modules, globals_key[len(names) :]):  # `mymodel.w`
+            m, read = self.const(module), self.var()
+            self.check(f"module_named({var}, {name!r}) is {m}")
+            self.lines.append(f"{read} = getattr({m}, {attribute!r}, MISSING)")
+            self.emit(read, getattr(module, attribute, closures.MISSING), k[2])
+
+
+def _equal_remembered(kind: type, key: Key) -> Callable[[Any, list], bool]:
+    """For an optimiser other than the planned one: whether it is of the same type and keys alike (an equal
+    ``tk.Momentum()`` made anew each step), its arrays collected if so."""
+
     def match(v: Any, arrays: list) -> bool:
-        if type(v) is not types.FunctionType or v.__code__ is not code or v.__globals__ is not scope:
+        other = closures.remembered(v) if type(v) is kind else None
+        if other is None or other[0] != key:
             return False
-        for m, cell in zip(cells, v.__closure__ or ()):
-            if not m(_contents(cell), arrays):
-                return False
-        if defaults is None:
-            if v.__defaults__ is not None or v.__kwdefaults__ is not None:
-                return False
-        elif not defaults((v.__defaults__, v.__kwdefaults__), arrays):
-            return False
-        for name, m in read:
-            if not m(scope.get(name, _EMPTY), arrays):
-                return False
-        for name, held in fixed:  # absent names stay absent, modules stay the same modules
-            if scope.get(name, _EMPTY) is not held:
-                return False
-        for name, attribute, module, m in attributes:  # `mymodel.w`: the same module, and what it holds now
-            found = getattr(module, attribute, closures.MISSING)
-            if closures.module_named(v, name) is not module or not m(found, arrays):
-                return False
+        arrays.extend(other[1])
         return True
 
     return match
@@ -319,30 +286,19 @@ def _constant_attributes(value: Any) -> bool:
     return type(value) is types.ModuleType and closures.is_library(value)
 
 
-def _contents(cell: types.CellType) -> Any:
-    try:
-        return cell.cell_contents
-    except ValueError:
-        return _EMPTY
-
-
-def _recursive(value: Any, key: Any) -> Match:
-    return _same(value)  # the key has the code only (the walk met the function before): the same object, stricter
-
-
-_TAGGED: dict[str, Callable[[Any, Any], Match]] = {
-    "array": _array,
-    "function": _function,
-    "recursive": _recursive,
-    "box": _box,
-    "boxes": _boxes,
-    "method": _method,
-    "partial": _partial,
-    "empty": _empty,
-    "tree": _tree,
-    "identity": _identity,
-    "opaque": _identity,
-    "object": _object,
-    "value": _value,
-    "empty cell": _empty_cell,
+_TAGGED: dict[str, Callable[..., None]] = {
+    "array": _Code.array,
+    "function": _Code.function,
+    "recursive": _Code.same,  # the key has the code only (the walk met the function before): the same object
+    "box": _Code.box,
+    "boxes": _Code.boxes,
+    "method": _Code.method,
+    "partial": _Code.partial,
+    "empty": _Code.empty,
+    "tree": _Code.tree,
+    "identity": _Code.same,
+    "opaque": _Code.same,
+    "object": _Code.object,
+    "value": _Code.value,
+    "empty cell": _Code.empty_cell,
 }

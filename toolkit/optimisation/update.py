@@ -142,8 +142,10 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
 
 def _with_rest(new: Any, params: Any) -> Any:
     """The optimised float leaves ``new`` with the other leaves of ``params`` put back as they were."""
+    if type(params) is type(new) and getattr(params, "dtype", None) in filters.INEXACT_DTYPES:
+        return new  # one float array: the usual case, told at once
     if all(isinstance(leaf, jax.Array) and leaf.dtype in filters.INEXACT_DTYPES for leaf in jax.tree.leaves(params)):
-        return new  # nothing else: the usual case, kept fast
+        return new  # nothing else
     return filters.combine(new, filters.partition(params)[1])
 
 
@@ -244,18 +246,23 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
         )
     if not isinstance(gs, Grads):
         raise TypeError(f"tk.update_: gs must be the tk.Grads from tk.gradient(f, ps), got a {type(gs).__name__}.")
-    pending = gs.pending(ps)
+    pending, values = gs.pending(ps), ps.values()
+    states = _STATES.get(ps)
+    if states is None:
+        states = _STATES[ps] = {}
+    record = states.get(id(opt))
+    if pending is not None and record is not None:  # the usual step: one program, found at once
+        out = deferred.fused(*pending, _step, ("tk.update_", opt, record.state, values))
+        if out is not deferred.MISS:  # its values match those it was built for: nothing else to check
+            new, record.state = out
+            _write(ps, record, new, values)
+            return
     grads = gs.in_order(ps) if pending is None else None
     if grads is None and pending is None:
         raise ValueError(
             "tk.update_: gs has no gradient for some boxes of ps (it was taken with other Params); "
             "take it as gs = tk.gradient(f, ps) with this ps."
         )
-    values = ps.values()
-    states = _STATES.get(ps)
-    if states is None:
-        states = _STATES[ps] = {}
-    record = states.get(id(opt))
     if record is None:
         float_leaves = all(map(filters.is_inexact, jax.tree.leaves(values)))
         record = _Record(opt, setup(opt, values), _signature(values), float_leaves)
@@ -270,15 +277,22 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
         later, grads_of = pending
         prefix = ("tk.update_", opt, record.state, values)
         new, record.state = deferred.call_after(later, grads_of, "tk.update_", opt, _step, *prefix)
-    ps.assign(new if record.all_float else filters.combine(new, filters.partition(values)[1]))
-    record.assigned = _references(ps.values())  # the next step's values, if nothing else writes to the boxes
+    _write(ps, record, new, values)
     states[id(opt)] = record
+
+
+def _write(ps: Params, record: _Record, new: tuple[Any, ...], values: tuple[Any, ...]) -> None:
+    """The step's values into the boxes (the leaves it does not optimise as they were)."""
+    written = new if record.all_float else filters.combine(new, filters.partition(values)[1])
+    for box, value in zip(ps, written):
+        box.value = value
+    record.assigned = _references(written)  # the next step's values, if nothing else writes to the boxes
 
 
 def _references(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """Weak references to the values (nothing kept alive), or ``None`` if one of them cannot have one."""
     try:
-        return tuple(weakref.ref(v) for v in values)
+        return tuple(map(weakref.ref, values))
     except TypeError:
         return None
 
