@@ -224,5 +224,5 @@ def test_calls_whose_plans_keep_failing_stop_making_them_and_stay_right():
         twice = lambda v: helper(v) + helper(v)  # noqa: E731
         f = lambda v: jnp.sum(helper(v) * twice(v))  # noqa: E731  sum(8 v²)
         np.testing.assert_allclose(tk.gradient(f, x)[0], 16 * np.asarray(x), rtol=1e-6)
-    entry = compiled._PLANS[tk.grad._explicit_value_and_gradient][0].entry
+    entry = compiled._PLANS[tk.grad._explicit_gradient][0].entry
     assert entry.plans == compiled._PLANS_PER_ENTRY

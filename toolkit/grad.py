@@ -237,6 +237,12 @@ def _explicit_value_and_gradient(caller: str, f: Callable, args: tuple[Any, ...]
     return value, split.slots(zygote_convention(grads)), aux
 
 
+def _explicit_gradient(caller: str, f: Callable, args: tuple[Any, ...], has_aux: bool) -> Any:
+    """``(None, slots, aux)``: what the compiled program of ``gradient`` computes (no value to hand back)."""
+    _, slots, aux = _explicit_value_and_gradient(caller, f, args, has_aux)
+    return None, slots, aux
+
+
 def _implicit_value_and_gradient(caller: str, f: Callable, params: Params, has_aux: bool) -> Any:
     # The boxes' values are read here: compiled, the boxes hold the program's inputs while it is traced.
     return _explicit_value_and_gradient(caller, _of_boxes(caller, f, params), params.values(), has_aux)
@@ -254,7 +260,8 @@ def _value_and_gradient(caller: str, f: Callable[..., Any], args: tuple[Any, ...
             return None, Grads.later(params, deferred.later(caller, f, body, caller, f, params, has_aux), _SLOTS), None
         value, grads, aux = compiled.call(caller, f, body, caller, f, params, has_aux)
         return value, Grads(params, grads), aux
-    return compiled.call(caller, f, _explicit_value_and_gradient, caller, f, args, has_aux)
+    body = _explicit_gradient if caller == "tk.gradient" else _explicit_value_and_gradient
+    return compiled.call(caller, f, body, caller, f, args, has_aux)
 
 
 def withgradient(f: Callable[..., Any], *args: Any, has_aux: bool = False) -> tuple[Any, tuple[Any, ...] | Grads]:

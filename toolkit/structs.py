@@ -319,14 +319,30 @@ def _register(cls: type, data: tuple[str, ...], static: tuple[str, ...]) -> None
         children = tuple((key, getattr(x, name)) for key, name in zip(keys, data))
         return children, tuple(getattr(x, name) for name in static)
 
+    data_of, static_of = _getter(data), _getter(static)  # flattened on every compiled call: kept fast
+
     def flatten(x):
-        children = tuple(getattr(x, name) for name in data)
-        return children, tuple(getattr(x, name) for name in static)
+        return data_of(x), static_of(x)
 
     def unflatten(aux, children):
-        return _new(cls, {**dict(zip(static, aux)), **dict(zip(data, children))})
+        obj = object.__new__(cls)
+        for name, value in zip(static, aux):
+            object.__setattr__(obj, name, value)
+        for name, value in zip(data, children):
+            object.__setattr__(obj, name, value)
+        return obj
 
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """``x -> tuple(getattr(x, n) for n in names)``, without a generator."""
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    if names:
+        name = names[0]
+        return lambda x: (getattr(x, name),)
+    return lambda x: ()
 
 
 def _validate_on_init(cls: Any, generated: bool) -> None:

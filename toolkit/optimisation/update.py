@@ -136,25 +136,17 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
         {'n': 3, 'w': Array([0.25, 0.5 ], dtype=float32)}
     """
     check_optimiser(opt, "tk.update")
-    new, state = compiled.call("tk.update", opt, _step, "tk.update", opt, state, params, grads)
-    return _with_rest(new, params), state
+    new, state, others = compiled.call("tk.update", opt, _step, "tk.update", opt, state, params, grads)
+    return (new if others is None else filters.combine(new, filters.partition(params)[1])), state
 
 
-def _with_rest(new: Any, params: Any) -> Any:
-    """The optimised float leaves ``new`` with the other leaves of ``params`` put back as they were."""
-    if type(params) is type(new) and getattr(params, "dtype", None) in filters.INEXACT_DTYPES:
-        return new  # one float array: the usual case, told at once
-    if all(isinstance(leaf, jax.Array) and leaf.dtype in filters.INEXACT_DTYPES for leaf in jax.tree.leaves(params)):
-        return new  # nothing else
-    return filters.combine(new, filters.partition(params)[1])
-
-
-def _step(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> tuple[Any, Any]:
-    """The float leaves of ``params`` after one step, and the new state: the compiled program of ``update``."""
-    diff, _ = trainable(params, caller)
+def _step(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> tuple[Any, Any, bool | None]:
+    """The float leaves of ``params`` after one step, the new state, and whether ``params`` has other leaves
+    (``None`` if not: then the first is all of them): the compiled program of ``update``."""
+    diff, rest = trainable(params, caller)
     _check_state(caller, opt, state, diff)
     updates, state = opt.update(float_grads(params, grads, caller), state, diff)
-    return optax.apply_updates(diff, updates), state
+    return optax.apply_updates(diff, updates), state, (True if jax.tree.leaves(rest) else None)
 
 
 _STATE_SHAPES: collections.OrderedDict = collections.OrderedDict()  # (opt, params' shapes) -> the state's shapes
@@ -254,7 +246,7 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
     if pending is not None and record is not None:  # the usual step: one program, found at once
         out = deferred.fused(*pending, _step, ("tk.update_", opt, record.state, values))
         if out is not deferred.MISS:  # its values match those it was built for: nothing else to check
-            new, record.state = out
+            new, record.state, _ = out
             _write(ps, record, new, values)
             return
     grads = gs.in_order(ps) if pending is None else None
@@ -272,11 +264,11 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
             "use a fresh optimiser object (e.g. tk.Momentum()) for the new shapes."
         )
     if pending is None:
-        new, record.state = compiled.call("tk.update_", opt, _step, "tk.update_", opt, record.state, values, grads)
+        new, record.state, _ = compiled.call("tk.update_", opt, _step, "tk.update_", opt, record.state, values, grads)
     else:  # the gradient not worked out yet: one program computes it and takes the step (toolkit.deferred)
         later, grads_of = pending
         prefix = ("tk.update_", opt, record.state, values)
-        new, record.state = deferred.call_after(later, grads_of, "tk.update_", opt, _step, *prefix)
+        new, record.state, _ = deferred.call_after(later, grads_of, "tk.update_", opt, _step, *prefix)
     _write(ps, record, new, values)
     states[id(opt)] = record
 
