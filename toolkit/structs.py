@@ -479,35 +479,52 @@ def _pairs_at_once(op: Callable) -> Callable:
     return jax.jit(lambda xs, ys: tuple(op(x, y) for x, y in zip(xs, ys)))
 
 
-def _concrete_arrays(values: list[Any]) -> bool:
+def _concrete_arrays(values: tuple[Any, ...]) -> bool:
     concrete = concrete_array_type()
-    return all(type(v) is concrete for v in values)
+    for v in values:
+        if type(v) is not concrete:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _data_getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    return _getter(getattr(cls, _FIELDS)[0])
 
 
 def _at_once(op: Callable, symbol: str, self: Any, other: Any, reflected: bool) -> Any:
     """``self op other`` with every field in one call, or ``None`` where the plain path applies."""
-    if op is operator.pow:
+    kind = type(self)
+    data, static = getattr(kind, _FIELDS)
+    if op is operator.pow or not data:
         return None
-    data, static = getattr(type(self), _FIELDS)
-    leaves = [getattr(self, f) for f in data]
-    if is_struct(other):
-        if type(other) is not type(self) or any(getattr(self, f) != getattr(other, f) for f in static):
+    leaves = _data_getter(kind)(self)
+    if type(other) is kind:
+        if static and any(getattr(self, f) != getattr(other, f) for f in static):
             return None  # the plain path says what differs
-        others = [getattr(other, f) for f in data]
-        if not data or not _concrete_arrays(leaves + others):
+        others = _data_getter(kind)(other)
+        if not (_concrete_arrays(leaves) and _concrete_arrays(others)):
             return None
         for f, a, b in zip(data, leaves, others):
-            _check_broadcast(f"{type(self).__name__}.{f}", a, b)
+            if a.shape != b.shape:
+                _check_broadcast(f"{kind.__name__}.{f}", a, b)
         first, second = (others, leaves) if reflected else (leaves, others)
-        results = _pairs_at_once(op)(tuple(first), tuple(second))
+        results = _pairs_at_once(op)(first, second)
+    elif is_struct(other):
+        return None
     else:
         number = type(other) in (int, float)
-        if not data or not _concrete_arrays(leaves + ([] if number else [other])):
+        if not _concrete_arrays(leaves if number else (*leaves, other)):
             return None
         for f, leaf in zip(data, leaves) if not number else ():  # a number broadcasts with any field
-            _check_broadcast(f"{type(self).__name__}.{f}", leaf, other)
-        results = _fields_at_once(op, reflected)(tuple(leaves), other)
-    return _new(type(self), {**{f: getattr(self, f) for f in static}, **dict(zip(data, results))})
+            _check_broadcast(f"{kind.__name__}.{f}", leaf, other)
+        results = _fields_at_once(op, reflected)(leaves, other)
+    obj = object.__new__(kind)
+    for f in static:
+        object.__setattr__(obj, f, getattr(self, f))
+    for f, value in zip(data, results):
+        object.__setattr__(obj, f, value)
+    return obj
 
 
 def _dispatch(op: Callable, symbol: str, dunder: str, self: Any, other: Any, reflected: bool) -> Any:
