@@ -9,6 +9,9 @@ strings, structure, shapes and dtypes, other objects by weak identity) is the ke
 it is cached under (``toolkit.cache``). A call whose key was seen before runs
 that program, on the arrays' current values, so nothing is ever stale: a
 changed array is read as an input, a changed number or function compiles anew.
+The next call like it does not build the key again: it replays the key's checks
+on its values (``toolkit.guards``) and runs the program they lead to.
+``tk.gradient(f, ps)`` + ``tk.update_`` run as one program (``toolkit.deferred``).
 
 A call runs eagerly (as plain JAX, re-tracing each time) instead when
 
