@@ -247,7 +247,7 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
         out = deferred.fused(*pending, _step, ("tk.update_", opt, record.state, values))
         if out is not deferred.MISS:  # its values match those it was built for: nothing else to check
             new, record.state, _ = out
-            _write(ps, record, new, values)
+            _write(ps, record, new, values, remember=False)  # its plan checks the boxes' shapes itself
             return
     grads = gs.in_order(ps) if pending is None else None
     if grads is None and pending is None:
@@ -273,12 +273,13 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
     states[id(opt)] = record
 
 
-def _write(ps: Params, record: _Record, new: tuple[Any, ...], values: tuple[Any, ...]) -> None:
+def _write(ps: Params, record: _Record, new: tuple[Any, ...], values: tuple[Any, ...], remember: bool = True) -> None:
     """The step's values into the boxes (the leaves it does not optimise as they were)."""
     written = new if record.all_float else filters.combine(new, filters.partition(values)[1])
     for box, value in zip(ps, written):
         box.value = value
-    record.assigned = _references(written)  # the next step's values, if nothing else writes to the boxes
+    # What the boxes hold after this step, if nothing else writes to them: the next step's shape check is skipped.
+    record.assigned = _references(written) if remember else None
 
 
 def _references(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
