@@ -126,3 +126,16 @@ def test_an_update_reading_values_that_need_concrete_values_falls_back():
         for _ in range(3):
             tk.update_(opt, ps, tk.gradient(lambda: jnp.sum(z.value**2), ps))
     np.testing.assert_allclose(z.value, 0.0)  # z - 0.5 * 2z each step
+
+
+def test_x64_switched_between_the_gradient_and_the_update_keeps_each_in_its_mode():
+    z = tk.Param(jnp.array([1.0, 2.0]))
+    ps = tk.Params([z])
+    f = lambda: jnp.sum(z.value**2)  # noqa: E731
+    for _ in range(3):  # compiled, planned and fused in float32
+        tk.update_(tk.Descent(0.25), ps, tk.gradient(f, ps))
+    gs = tk.gradient(f, ps)  # deferred in float32
+    with jax.enable_x64(True):
+        assert gs[z].dtype == jnp.float32  # worked out in the mode of the call
+        tk.update_(tk.Descent(0.25), ps, gs)
+    np.testing.assert_allclose(z.value, np.array([1.0, 2.0]) * 0.5**4, rtol=1e-6)

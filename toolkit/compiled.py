@@ -200,9 +200,17 @@ def find(body: Callable[..., Any], values: tuple[Any, ...], float64: Any) -> tup
             arrays: list[Any] = []
             if plan.float64 is float64 and plan.match(values, arrays):
                 if i:
-                    plans.insert(0, plans.pop(i))
+                    _to_front(plans, plan)
                 return plan.entry, tuple(arrays)
     return None
+
+
+def _to_front(plans: list[_Plan], plan: _Plan) -> None:
+    try:
+        plans.remove(plan)
+    except ValueError:  # another thread moved or dropped it meanwhile
+        return
+    plans.insert(0, plan)
 
 
 def eager_mode() -> bool:

@@ -54,10 +54,23 @@ class Deferred:
         self.entry, self.arrays, self._result = entry, arrays, _UNSET
 
     def result(self) -> Any:
-        """What the call returns: its program run now (once), on the arrays as they were at the call."""
+        """What the call returns: its program run now (once), on the arrays as they were at the call (and in the
+        x64 mode it was made in)."""
         if self._result is _UNSET:
-            self._result = compiled.run(self.caller, self.named, self.entry, self.arrays, self.body, self.values)
+            mode = self.mode()
+            if jax.dtypes.canonicalize_dtype(np.float64) is mode:
+                self._result = self._run()
+            else:
+                with jax.enable_x64(mode == np.float64):
+                    self._result = self._run()
         return self._result
+
+    def mode(self) -> Any:
+        """The default float type of the x64 mode the call was made in (part of its entry's key)."""
+        return self.entry.key.parts[2]
+
+    def _run(self) -> Any:
+        return compiled.run(self.caller, self.named, self.entry, self.arrays, self.body, self.values)
 
 
 def _done(result: Any) -> Deferred:
@@ -139,7 +152,7 @@ def fused(deferred: Deferred, pick: Callable[[Any], Any], body: Callable[..., An
         float64 = jax.dtypes.canonicalize_dtype(np.float64)
         arrays: list[Any] = []
         for fusion in fusions:
-            if fusion.float64 is float64 and fusion.prefix(prefix, arrays):
+            if fusion.float64 is float64 is deferred.mode() and fusion.prefix(prefix, arrays):
                 return _run(fusion, deferred, pick, body, prefix, tuple(arrays))
             arrays.clear()
     return MISS
@@ -157,7 +170,8 @@ def call_after(
     result = fused(deferred, pick, body, prefix)
     if result is not MISS:
         return result
-    fusion = None if deferred.entry is None else _learn(deferred, pick, caller, named, body, prefix)
+    same_mode = deferred.entry is not None and deferred.mode() is jax.dtypes.canonicalize_dtype(np.float64)
+    fusion = _learn(deferred, pick, caller, named, body, prefix) if same_mode else None
     arrays: list[Any] = []
     if fusion is not None and fusion.prefix(prefix, arrays):
         result = _run(fusion, deferred, pick, body, prefix, tuple(arrays))
