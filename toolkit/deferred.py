@@ -80,18 +80,11 @@ def _done(result: Any) -> Deferred:
     return deferred
 
 
-def _deferring() -> bool:
-    """Not inside ``with tk.eager():``, nor with JAX's NaN/Inf checks on (their errors belong at the call)."""
-    config = jax.config  # read as JAX says to (getattr: the flags are not in its type stubs)
-    return not (
-        compiled.eager_mode() or getattr(config, "jax_debug_nans", False) or getattr(config, "jax_debug_infs", False)
-    )
-
-
 def later(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Deferred:
     """``compiled.call(caller, named, body, *values)``, deferred where it runs compiled (its first call, which
     compiles it, runs at once as well); run at once otherwise (its result is then in the ``Deferred``)."""
-    if not _deferring():
+    config = jax.config  # JAX's NaN/Inf checks on: their errors belong at the call (read as JAX says to)
+    if compiled.eager_mode() or getattr(config, "jax_debug_nans", False) or getattr(config, "jax_debug_infs", False):
         return _done(compiled.call(caller, named, body, *values))
     float64 = jax.dtypes.canonicalize_dtype(np.float64)
     found = compiled.find(body, values, float64)
@@ -103,9 +96,9 @@ def later(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> De
             return _done(result)
     entry, arrays = found
     if np.ndarray in map(type, arrays):  # NumPy arrays can change in place: copied, if small
-        if sum(a.nbytes for a in arrays if type(a) is np.ndarray) > _MOST_COPIED:
+        if sum([a.nbytes for a in arrays if type(a) is np.ndarray]) > _MOST_COPIED:
             return _done(compiled.call(caller, named, body, *values) if result is _UNSET else result)
-        arrays = tuple(a.copy() if type(a) is np.ndarray else a for a in arrays)
+        arrays = tuple([a.copy() if type(a) is np.ndarray else a for a in arrays])
     deferred = Deferred(caller, named, body, values, entry, arrays)
     deferred._result = result
     return deferred

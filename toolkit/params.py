@@ -80,6 +80,9 @@ class Param:
 class Params:
     """An ordered collection of ``Param`` boxes without duplicates (Zygote's ``Params``).
 
+    ``tk.update_`` keeps each optimiser's state for these boxes in ``optimiser_states`` (keyed by the
+    optimiser object's ``id``; the optimiser is held, so the id is not reused).
+
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
         >>> a, b = tk.Param(jnp.ones(2)), tk.Param(jnp.array(3.0))
@@ -95,6 +98,7 @@ class Params:
                 f"(with z = tk.Param(x)), or tk.Params([z1, z2]) for several."
             )
         self._boxes: list[Param] = []
+        self.optimiser_states: dict[int, Any] = {}  # what tk.update_ keeps for these boxes, per optimiser object
         for p in params:
             self.append(p)
 
@@ -126,7 +130,7 @@ class Params:
 
     def values(self) -> tuple[Any, ...]:
         """The boxes' current values, in order."""
-        return tuple(p.value for p in self._boxes)
+        return tuple([p.value for p in self._boxes])
 
     def assign(self, values: Iterable[Any]) -> None:
         """Write ``values`` into the boxes, in order (one value per box)."""

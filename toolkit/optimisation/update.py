@@ -196,10 +196,6 @@ def _check_state(caller: str, opt: Any, state: Any, params: Any) -> None:
             )
 
 
-# Optimiser state for update_, kept per Params (and per optimiser object) as Flux keeps it inside the optimiser.
-_STATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _signature(values: Any) -> tuple[Any, ...]:
     leaves, treedef = jax.tree.flatten(values)
     return (treedef, *map(_leaf_signature, leaves))
@@ -239,9 +235,7 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
     if not isinstance(gs, Grads):
         raise TypeError(f"tk.update_: gs must be the tk.Grads from tk.gradient(f, ps), got a {type(gs).__name__}.")
     pending, values = gs.pending(ps), ps.values()
-    states = _STATES.get(ps)
-    if states is None:
-        states = _STATES[ps] = {}
+    states = ps.optimiser_states  # kept with the boxes, as Flux keeps it with the optimiser
     record = states.get(id(opt))
     if pending is not None and record is not None:  # the usual step: one program, found at once
         out = deferred.fused(*pending, _step, ("tk.update_", opt, record.state, values))
