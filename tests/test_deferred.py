@@ -7,6 +7,7 @@ Python's ``gc``/``weakref``.
 """
 
 import gc
+import threading
 import weakref
 
 import jax
@@ -139,3 +140,20 @@ def test_x64_switched_between_the_gradient_and_the_update_keeps_each_in_its_mode
         assert gs[z].dtype == jnp.float32  # worked out in the mode of the call
         tk.update_(tk.Descent(0.25), ps, gs)
     np.testing.assert_allclose(z.value, np.array([1.0, 2.0]) * 0.5**4, rtol=1e-6)
+
+
+def test_loops_in_two_threads_give_the_bits_of_one_thread_each():
+    def run(start, out, key):
+        out[key] = loop(tk.Momentum(), steps=30, rows=ROWS[start:] if start else ROWS)
+
+    alone = {}
+    run(0, alone, "a")
+    run(5, alone, "b")
+    together = {}
+    threads = [threading.Thread(target=run, args=(s, together, k)) for s, k in ((0, "a"), (5, "b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for key in "ab":
+        np.testing.assert_array_equal(together[key], alone[key])
