@@ -100,7 +100,7 @@ class _Entry:
         self.key = key  # what it is cached under: a trace checks that the values it reads still key so
         self.runs_eagerly = False
         self.plans = 0  # plans made for calls that found this entry (see _add_plan)
-        self.after: dict[Any, list[Any]] = {}  # toolkit.deferred's programs of this call and a call after it
+        self.after: dict[Any, Any] = {}  # toolkit.deferred: per body called after this one, their fused programs
         self.static: tuple[Any, list[Any], list[bool] | None] | None = (
             None  # the output's structure and non-array leaves
         )

@@ -114,7 +114,19 @@ class _Fusion:
         self.program = jax.jit(_fused(first, then, pick))
 
 
-_FUSIONS_PER_PAIR = 4  # kept on the first call's entry (``entry.after``), latest first
+class _Pair:
+    """What one pair of calls (a deferred call's entry, then a body) has: its fused programs, latest first, and
+    how often building one failed (then it stops trying: each try walks the values)."""
+
+    __slots__ = ("fusions", "failures")
+
+    def __init__(self) -> None:
+        self.fusions: list[_Fusion] = []
+        self.failures = 0
+
+
+_FUSIONS_PER_PAIR = 4  # kept on the first call's entry (``entry.after``)
+_FAILURES_PER_PAIR = 4
 
 
 def _fused(first: Any, then: Any, pick: Callable) -> Callable:
@@ -140,11 +152,11 @@ def fused(deferred: Deferred, pick: Callable[[Any], Any], body: Callable[..., An
     """:func:`call_after`'s result where its program for these values was built before; :data:`MISS` otherwise."""
     if deferred.entry is None:
         return MISS
-    fusions = deferred.entry.after.get((body, pick))
-    if fusions:
+    pair = deferred.entry.after.get((body, pick))
+    if pair is not None:
         float64 = jax.dtypes.canonicalize_dtype(np.float64)
         arrays: list[Any] = []
-        for fusion in fusions:
+        for fusion in pair.fusions:
             if fusion.float64 is float64 is deferred.mode() and fusion.prefix(prefix, arrays):
                 return _run(fusion, deferred, pick, body, prefix, tuple(arrays))
             arrays.clear()
@@ -163,11 +175,18 @@ def call_after(
     result = fused(deferred, pick, body, prefix)
     if result is not MISS:
         return result
-    same_mode = deferred.entry is not None and deferred.mode() is jax.dtypes.canonicalize_dtype(np.float64)
-    fusion = _learn(deferred, pick, caller, named, body, prefix) if same_mode else None
-    arrays: list[Any] = []
-    if fusion is not None and fusion.prefix(prefix, arrays):
-        result = _run(fusion, deferred, pick, body, prefix, tuple(arrays))
+    entry = deferred.entry
+    same_mode = entry is not None and deferred.mode() is jax.dtypes.canonicalize_dtype(np.float64)
+    pair = entry.after.setdefault((body, pick), _Pair()) if entry is not None and same_mode else None
+    if pair is not None and pair.failures < _FAILURES_PER_PAIR:
+        fusion = _learn(deferred, pick, caller, named, body, prefix)
+        arrays: list[Any] = []
+        if fusion is not None and fusion.prefix(prefix, arrays):
+            pair.fusions.insert(0, fusion)
+            del pair.fusions[_FUSIONS_PER_PAIR:]
+            result = _run(fusion, deferred, pick, body, prefix, tuple(arrays))
+        else:
+            pair.failures += 1
     if result is MISS:
         return compiled.call(caller, named, body, *prefix, pick(deferred.result()))
     return result
@@ -178,7 +197,10 @@ def _run(fusion: _Fusion, deferred: Deferred, pick: Callable, body: Callable, pr
     try:
         leaves = fusion.program(deferred.arrays, arrays)
     except (*compiled.NEEDS_VALUES, compiled.StaleValues):  # tracing it failed: never again (one by one instead)
-        deferred.entry.after[body, pick].remove(fusion)
+        pair = deferred.entry.after.get((body, pick))
+        if pair is not None and fusion in pair.fusions:
+            pair.fusions.remove(fusion)
+            pair.failures += 1
         return MISS
     finally:
         _TRACING.values = ((), ())
@@ -200,10 +222,4 @@ def _learn(
     if len(tail) != len(leaves) or not all(a is b for a, b in zip(tail, leaves)):
         return None  # the result is not read last, as whole arrays: no fused program for it
     match = guards.plan(prefix, (tuple, captured.key[1][:-1]))
-    if match is None:
-        return None
-    fusions = deferred.entry.after.setdefault((body, pick), [])
-    fusion = _Fusion(match, deferred.entry, entry, pick, float64)
-    fusions.insert(0, fusion)
-    del fusions[_FUSIONS_PER_PAIR:]
-    return fusion
+    return None if match is None else _Fusion(match, deferred.entry, entry, pick, float64)
