@@ -94,10 +94,11 @@ def eager() -> Iterator[None]:
 class _Entry:
     """One cached program: the jitted function, and whether the call runs eagerly instead."""
 
-    __slots__ = ("key", "function", "program", "runs_eagerly", "static", "plans", "after")
+    __slots__ = ("key", "float64", "function", "program", "runs_eagerly", "static", "plans", "after")
 
-    def __init__(self, key: Key, body: Callable[..., Any]):
+    def __init__(self, key: Key, body: Callable[..., Any], float64: Any):
         self.key = key  # what it is cached under: a trace checks that the values it reads still key so
+        self.float64 = float64  # the default float type of the x64 mode it was made in (part of the key)
         self.runs_eagerly = False
         self.plans = 0  # plans made for calls that found this entry (see _add_plan)
         self.after: dict[Any, Any] = {}  # toolkit.deferred: per body called after this one, their fused programs
@@ -156,7 +157,7 @@ def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any
     entry, captured = made
     result = run(caller, named, entry, captured.arrays, body, values)
     if not entry.runs_eagerly:
-        _add_plan(body, values, captured.key, entry, float64)
+        _add_plan(body, values, captured.key, entry)
     return result
 
 
@@ -173,7 +174,7 @@ def entry_for(
         key = Key((body, captured.key, float64))
     except TypeError:  # something in the key does not hash: not cached
         return None
-    entry = _CACHE.get(key) or _CACHE.put(key, _Entry(key, body))
+    entry = _CACHE.get(key) or _CACHE.put(key, _Entry(key, body, float64))
     if entry.runs_eagerly:
         return None
     if captured.effects:
@@ -184,12 +185,12 @@ def entry_for(
 
 
 class _Plan:
-    """A call's key as checks (``toolkit.guards``), the entry cached under it, and the x64 mode it was made in."""
+    """A call's key as checks (``toolkit.guards``) and the entry cached under it."""
 
-    __slots__ = ("match", "entry", "float64")
+    __slots__ = ("match", "entry")
 
-    def __init__(self, match: guards.Match, entry: _Entry, float64: Any):
-        self.match, self.entry, self.float64 = match, entry, float64
+    def __init__(self, match: guards.Match, entry: _Entry):
+        self.match, self.entry = match, entry
 
 
 def find(body: Callable[..., Any], values: tuple[Any, ...], float64: Any) -> tuple[_Entry, tuple[Any, ...]] | None:
@@ -198,7 +199,7 @@ def find(body: Callable[..., Any], values: tuple[Any, ...], float64: Any) -> tup
     if plans:
         for i, plan in enumerate(plans):
             arrays: list[Any] = []
-            if plan.float64 is float64 and plan.match(values, arrays):
+            if plan.entry.float64 is float64 and plan.match(values, arrays):
                 if i:
                     _to_front(plans, plan)
                 return plan.entry, tuple(arrays)
@@ -223,7 +224,7 @@ _PLANS_PER_BODY = 8
 _PLANS_PER_ENTRY = 4  # an entry whose calls keep failing their plans (an object made anew each call) stops making them
 
 
-def _add_plan(body: Callable[..., Any], values: tuple[Any, ...], key: Any, entry: _Entry, float64: Any) -> None:
+def _add_plan(body: Callable[..., Any], values: tuple[Any, ...], key: Any, entry: _Entry) -> None:
     if entry.plans >= _PLANS_PER_ENTRY:
         return
     match = guards.plan(values, key)
@@ -232,7 +233,7 @@ def _add_plan(body: Callable[..., Any], values: tuple[Any, ...], key: Any, entry
         return
     entry.plans += 1
     plans = _PLANS.setdefault(body, [])
-    plans.insert(0, _Plan(match, entry, float64))
+    plans.insert(0, _Plan(match, entry))
     del plans[_PLANS_PER_BODY:]
 
 

@@ -57,17 +57,13 @@ class Deferred:
         """What the call returns: its program run now (once), on the arrays as they were at the call (and in the
         x64 mode it was made in)."""
         if self._result is _UNSET:
-            mode = self.mode()
+            mode = self.entry.float64
             if jax.dtypes.canonicalize_dtype(np.float64) is mode:
                 self._result = self._run()
             else:
                 with jax.enable_x64(mode == np.float64):
                     self._result = self._run()
         return self._result
-
-    def mode(self) -> Any:
-        """The default float type of the x64 mode the call was made in (part of its entry's key)."""
-        return self.entry.key.parts[2]
 
     def _run(self) -> Any:
         return compiled.run(self.caller, self.named, self.entry, self.arrays, self.body, self.values)
@@ -107,10 +103,10 @@ def later(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> De
 class _Fusion:
     """One program: a deferred call's program, then a call that reads (part of) its result as its last value."""
 
-    __slots__ = ("prefix", "entry", "program", "float64")
+    __slots__ = ("prefix", "entry", "program")  # built in the x64 mode of both entries
 
-    def __init__(self, prefix: guards.Match, first: Any, then: Any, pick: Callable, float64: Any):
-        self.prefix, self.entry, self.float64 = prefix, then, float64
+    def __init__(self, prefix: guards.Match, first: Any, then: Any, pick: Callable):
+        self.prefix, self.entry = prefix, then
         self.program = jax.jit(_fused(first, then, pick))
 
 
@@ -153,11 +149,10 @@ def fused(deferred: Deferred, pick: Callable[[Any], Any], body: Callable[..., An
     if deferred.entry is None:
         return MISS
     pair = deferred.entry.after.get((body, pick))
-    if pair is not None:
-        float64 = jax.dtypes.canonicalize_dtype(np.float64)
+    if pair is not None and deferred.entry.float64 is jax.dtypes.canonicalize_dtype(np.float64):
         arrays: list[Any] = []
         for fusion in pair.fusions:
-            if fusion.float64 is float64 is deferred.mode() and fusion.prefix(prefix, arrays):
+            if fusion.prefix(prefix, arrays):
                 return _run(fusion, deferred, pick, body, prefix, tuple(arrays))
             arrays.clear()
     return MISS
@@ -176,7 +171,7 @@ def call_after(
     if result is not MISS:
         return result
     entry = deferred.entry
-    same_mode = entry is not None and deferred.mode() is jax.dtypes.canonicalize_dtype(np.float64)
+    same_mode = entry is not None and entry.float64 is jax.dtypes.canonicalize_dtype(np.float64)
     pair = entry.after.setdefault((body, pick), _Pair()) if entry is not None and same_mode else None
     if pair is not None and pair.failures < _FAILURES_PER_PAIR:
         fusion = _learn(deferred, pick, caller, named, body, prefix)
@@ -212,8 +207,8 @@ def _learn(
 ) -> _Fusion | None:
     """The fused program for this pair, if the second call runs compiled and its arrays end with the picked
     result's, whole (found from the deferred call's result, worked out once here)."""
-    picked, float64 = pick(deferred.result()), jax.dtypes.canonicalize_dtype(np.float64)
-    made = compiled.entry_for(caller, named, body, (*prefix, picked), float64)
+    picked = pick(deferred.result())
+    made = compiled.entry_for(caller, named, body, (*prefix, picked), deferred.entry.float64)
     if made is None:
         return None
     entry, captured = made
@@ -222,4 +217,4 @@ def _learn(
     if len(tail) != len(leaves) or not all(a is b for a, b in zip(tail, leaves)):
         return None  # the result is not read last, as whole arrays: no fused program for it
     match = guards.plan(prefix, (tuple, captured.key[1][:-1]))
-    return None if match is None else _Fusion(match, deferred.entry, entry, pick, float64)
+    return None if match is None else _Fusion(match, deferred.entry, entry, pick)

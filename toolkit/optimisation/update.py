@@ -261,8 +261,9 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
         new, record.state, _ = compiled.call("tk.update_", opt, _step, "tk.update_", opt, record.state, values, grads)
     else:  # the gradient not worked out yet: one program computes it and takes the step (toolkit.deferred)
         later, grads_of = pending
-        prefix = ("tk.update_", opt, record.state, values)
-        new, record.state, _ = deferred.call_after(later, grads_of, "tk.update_", opt, _step, *prefix)
+        new, record.state, _ = deferred.call_after(
+            later, grads_of, "tk.update_", opt, _step, "tk.update_", opt, record.state, values
+        )
     _write(ps, record, new, values)
     states[id(opt)] = record
 
