@@ -281,7 +281,7 @@ def reading(values: tuple[Any, ...]) -> Iterator[None]:
 
 def _all_concrete(arrays: tuple[Any, ...]) -> bool:
     if not _CONCRETE:
-        _CONCRETE.update({np.ndarray, filters.concrete_array_type(), type(jax.random.key(0))})
+        _CONCRETE.update({np.ndarray, filters.concrete_array_type(), filters.concrete_key_type()})
     return all(type(a) in _CONCRETE for a in arrays)
 
 

@@ -37,7 +37,19 @@ import numpy as np
 
 from toolkit import compiled, guards
 
-__all__ = ["Deferred", "MISS", "call_after", "fused", "later"]
+__all__ = [
+    "Deferred",
+    "Fusion",
+    "MISS",
+    "call_after",
+    "execute",
+    "fused",
+    "later",
+    "learn",
+    "may_try",
+    "pair_of",
+    "remember",
+]
 
 _MOST_COPIED = 1 << 20  # bytes of NumPy arrays a deferred call copies; above this it runs at once
 _UNSET = object()
@@ -100,14 +112,15 @@ def later(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> De
     return deferred
 
 
-class _Fusion:
-    """One program: a deferred call's program, then a call that reads (part of) its result as its last value."""
+class Fusion:
+    """One program: a call's program, then a call that reads (part of) its result as its last value; it returns
+    the second call's output array leaves, or with ``keep_first`` the leaves of both (first's, then second's)."""
 
-    __slots__ = ("prefix", "entry", "program")  # built in the x64 mode of both entries
+    __slots__ = ("prefix", "first", "entry", "key", "program")  # built in the x64 mode of both entries
 
-    def __init__(self, prefix: guards.Match, first: Any, then: Any, pick: Callable):
-        self.prefix, self.entry = prefix, then
-        self.program = jax.jit(_fused(first, then, pick))
+    def __init__(self, prefix: guards.Match, first: Any, then: Any, key: tuple, keep_first: bool = False):
+        self.prefix, self.first, self.entry, self.key = prefix, first, then, key  # key: (body, pick) in first.after
+        self.program = jax.jit(_fused(first, then, key[1], keep_first))
 
 
 class _Pair:
@@ -117,7 +130,7 @@ class _Pair:
     __slots__ = ("fusions", "failures")
 
     def __init__(self) -> None:
-        self.fusions: list[_Fusion] = []
+        self.fusions: list[Fusion] = []
         self.failures = 0
 
 
@@ -125,14 +138,16 @@ _FUSIONS_PER_PAIR = 4  # kept on the first call's entry (``entry.after``)
 _FAILURES_PER_PAIR = 4
 
 
-def _fused(first: Any, then: Any, pick: Callable) -> Callable:
-    def fused(first_arrays: tuple, prefix_arrays: tuple) -> list:
+def _fused(first: Any, then: Any, pick: Callable, keep_first: bool) -> Callable:
+    def fused(first_arrays: tuple, prefix_arrays: tuple) -> Any:
         first_values, prefix_values = _TRACING.values  # traced once: the calls' Python values, set around each call
         with compiled.reading(first_values):
-            # A barrier: XLA must not rewrite the first program's arithmetic into the second's.
-            picked = jax.lax.optimization_barrier(pick(compiled.output(first, first.function(first_arrays))))
+            first_leaves = first.function(first_arrays)
+        # A barrier: XLA must not rewrite the first program's arithmetic into the second's.
+        picked = jax.lax.optimization_barrier(pick(compiled.output(first, first_leaves)))
         with compiled.reading((*prefix_values, picked)):
-            return then.function((*prefix_arrays, *jax.tree.leaves(picked)))
+            then_leaves = then.function((*prefix_arrays, *jax.tree.leaves(picked)))
+        return (first_leaves, then_leaves) if keep_first else then_leaves
 
     return fused
 
@@ -172,13 +187,12 @@ def call_after(
         return result
     entry = deferred.entry
     same_mode = entry is not None and entry.float64 is jax.dtypes.canonicalize_dtype(np.float64)
-    pair = entry.after.setdefault((body, pick), _Pair()) if entry is not None and same_mode else None
-    if pair is not None and pair.failures < _FAILURES_PER_PAIR:
-        fusion = _learn(deferred, pick, caller, named, body, prefix)
+    pair = pair_of(entry, (body, pick)) if entry is not None and same_mode else None
+    if pair is not None and may_try(pair):
+        fusion = learn(entry, pick(deferred.result()), (body, pick), caller, named, prefix)
         arrays: list[Any] = []
         if fusion is not None and fusion.prefix(prefix, arrays):
-            pair.fusions.insert(0, fusion)
-            del pair.fusions[_FUSIONS_PER_PAIR:]
+            remember(pair, fusion)
             result = _run(fusion, deferred, pick, body, prefix, tuple(arrays))
         else:
             pair.failures += 1
@@ -187,28 +201,50 @@ def call_after(
     return result
 
 
-def _run(fusion: _Fusion, deferred: Deferred, pick: Callable, body: Callable, prefix: tuple, arrays: tuple) -> Any:
-    _TRACING.values = (deferred.values, prefix)
+def _run(fusion: Fusion, deferred: Deferred, pick: Callable, body: Callable, prefix: tuple, arrays: tuple) -> Any:
+    leaves = execute(fusion, deferred.values, deferred.arrays, prefix, arrays)
+    return MISS if leaves is MISS else compiled.output(fusion.entry, leaves)
+
+
+def execute(fusion: Fusion, first_values: tuple, first_arrays: tuple, prefix: tuple, arrays: tuple) -> Any:
+    """The fused program's leaves for these calls (``first_values`` read ``first_arrays``, ``prefix`` read
+    ``arrays``); :data:`MISS` where tracing it failed (then it is dropped, and counted against its pair)."""
+    _TRACING.values = (first_values, prefix)
     try:
-        leaves = fusion.program(deferred.arrays, arrays)
+        return fusion.program(first_arrays, arrays)
     except (*compiled.NEEDS_VALUES, compiled.StaleValues):  # tracing it failed: never again (one by one instead)
-        pair = deferred.entry.after.get((body, pick))
+        pair = fusion.first.after.get(fusion.key)
         if pair is not None and fusion in pair.fusions:
             pair.fusions.remove(fusion)
             pair.failures += 1
         return MISS
     finally:
         _TRACING.values = ((), ())
-    return compiled.output(fusion.entry, leaves)
 
 
-def _learn(
-    deferred: Deferred, pick: Callable, caller: str, named: Any, body: Callable, prefix: tuple
-) -> _Fusion | None:
-    """The fused program for this pair, if the second call runs compiled and its arrays end with the picked
-    result's, whole (found from the deferred call's result, worked out once here)."""
-    picked = pick(deferred.result())
-    made = compiled.entry_for(caller, named, body, (*prefix, picked), deferred.entry.float64)
+def remember(pair: _Pair, fusion: Fusion) -> None:
+    """``fusion`` first in ``pair``'s programs (the oldest dropped past the bound)."""
+    pair.fusions.insert(0, fusion)
+    del pair.fusions[_FUSIONS_PER_PAIR:]
+
+
+def may_try(pair: _Pair) -> bool:
+    """Whether building a fused program for ``pair`` has not failed too often yet (each try walks the values)."""
+    return pair.failures < _FAILURES_PER_PAIR
+
+
+def pair_of(first: Any, key: tuple) -> _Pair:
+    """What the pair of ``first`` (an entry) and ``key`` (the second call's body, and what it picks) has."""
+    return first.after.setdefault(key, _Pair())
+
+
+def learn(
+    first: Any, picked: Any, key: tuple, caller: str, named: Any, prefix: tuple, keep_first: bool = False
+) -> Fusion | None:
+    """The fused program for the entry ``first`` and the call ``key[0](*prefix, picked)``, where ``picked``
+    (``key[1]`` of first's result) is read last by that call, as whole arrays, and it runs compiled."""
+    body = key[0]
+    made = compiled.entry_for(caller, named, body, (*prefix, picked), first.float64)
     if made is None:
         return None
     entry, captured = made
@@ -217,4 +253,4 @@ def _learn(
     if len(tail) != len(leaves) or not all(a is b for a, b in zip(tail, leaves)):
         return None  # the result is not read last, as whole arrays: no fused program for it
     match = guards.plan(prefix, (tuple, captured.key[1][:-1]))
-    return None if match is None else _Fusion(match, deferred.entry, entry, pick)
+    return None if match is None else Fusion(match, first, entry, key, keep_first)

@@ -42,6 +42,7 @@ __all__ = [
     "is_operand",
     "concrete",
     "concrete_array_type",
+    "concrete_key_type",
     "all_float_arrays",
     "INEXACT_DTYPES",
     "partition",
@@ -193,7 +194,27 @@ def concrete_array_type() -> type:
         >>> type(jnp.ones(2)) is concrete_array_type(), seen
         (True, [False])
     """
-    return type(jnp.zeros(()))
+    return _concrete_types()[0]
+
+
+@functools.cache
+def _concrete_types() -> tuple[type, type]:
+    """A concrete JAX array's type and a typed PRNG key's, made concrete even on first use under a trace (where
+    ``jnp.zeros`` alone makes a tracer), and kept."""
+    with jax.ensure_compile_time_eval():
+        return type(jnp.zeros(())), type(jax.random.key(0))
+
+
+def concrete_key_type() -> type:
+    """The type of a typed PRNG key that holds values (``jax.random.key(0)``), as :func:`concrete_array_type`.
+
+    Example:
+        >>> import jax
+        >>> from toolkit.filters import concrete_key_type
+        >>> type(jax.random.key(1)) is concrete_key_type()
+        True
+    """
+    return _concrete_types()[1]
 
 
 INEXACT_DTYPES = frozenset(map(np.dtype, ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")))

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toolkit import compiled, deferred, filters
+from toolkit import ahead, compiled, deferred, filters
 from toolkit._show import describe
 from toolkit.params import Grads, Param, Params
 
@@ -261,7 +261,7 @@ def _value_and_gradient(caller: str, f: Callable[..., Any], args: tuple[Any, ...
         value, grads, aux = compiled.call(caller, f, body, caller, f, params, has_aux)
         return value, Grads(params, grads), aux
     body = _explicit_gradient if caller == "tk.gradient" else _explicit_value_and_gradient
-    return compiled.call(caller, f, body, caller, f, args, has_aux)
+    return ahead.call(caller, f, body, caller, f, args, has_aux)  # with the update that follows, once it is known
 
 
 def withgradient(f: Callable[..., Any], *args: Any, has_aux: bool = False) -> tuple[Any, tuple[Any, ...] | Grads]:

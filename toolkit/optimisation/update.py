@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toolkit import compiled, deferred, filters
+from toolkit import ahead, compiled, deferred, filters
 from toolkit._show import describe
 from toolkit.params import Grads, Params
 
@@ -136,7 +136,11 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
         {'n': 3, 'w': Array([0.25, 0.5 ], dtype=float32)}
     """
     check_optimiser(opt, "tk.update")
-    new, state, others = compiled.call("tk.update", opt, _step, "tk.update", opt, state, params, grads)
+    out = ahead.taken("tk.update", opt, state, params, grads)  # worked out with the gradient (toolkit.ahead)?
+    if out is ahead.MISS:
+        out = compiled.call("tk.update", opt, _step, "tk.update", opt, state, params, grads)
+        ahead.learn("tk.update", opt, _step, ("tk.update", opt, state, params), grads, out)
+    new, state, others = out
     return (new if others is None else filters.combine(new, filters.partition(params)[1])), state
 
 
