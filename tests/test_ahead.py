@@ -203,3 +203,21 @@ print(float(m["w"][0]))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.split()[-1]) == pytest.approx(0.0, abs=1e-6)  # w - 0.5 * 2w
+
+
+def test_parameters_changed_between_steps_of_a_running_loop_are_read_as_changed():
+    def run(opt):
+        z = jnp.eye(3)
+        state = tk.setup(opt, z)
+        for i in range(12):
+            if i in (6, 9):  # programs planned and chained by now: parameters they did not make
+                z = z * 0.5
+            x = ROWS[i]
+            (g,) = tk.gradient(lambda z: tk.mse(z @ x, TARGET @ x), z)
+            z, state = tk.update(opt, state, z, g)
+        return np.asarray(z)
+
+    compiled_run = run(tk.Momentum())
+    with tk.eager():
+        eager = run(tk.Momentum())
+    np.testing.assert_allclose(compiled_run, eager, rtol=1e-5, atol=1e-6)

@@ -157,3 +157,20 @@ def test_loops_in_two_threads_give_the_bits_of_one_thread_each():
         t.join()
     for key in "ab":
         np.testing.assert_array_equal(together[key], alone[key])
+
+
+def test_a_box_changed_between_steps_of_a_running_loop_is_read_as_changed():
+    def run(opt):
+        z = tk.Param(jnp.eye(3))
+        ps = tk.Params([z])
+        for i in range(12):
+            if i in (6, 9):  # the loop's programs are planned and chained by now: a value they did not write
+                z.value = z.value * 0.5
+            x = ROWS[i]
+            tk.update_(opt, ps, tk.gradient(lambda: tk.mse(z.value @ x, TARGET @ x), ps))
+        return np.asarray(z.value)
+
+    compiled_run = run(tk.Momentum())
+    with tk.eager():
+        eager = run(tk.Momentum())
+    np.testing.assert_allclose(compiled_run, eager, rtol=1e-5, atol=1e-6)

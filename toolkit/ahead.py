@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import operator
 import threading
@@ -43,7 +42,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from toolkit import closures, compiled, deferred, filters, structs
+from toolkit import closures, compiled, deferred, filters
 
 __all__ = ["MISS", "call", "learn", "taken"]
 
@@ -63,33 +62,30 @@ class _Last:
 
 class _Ahead:
     """What the next gradient call of the entry ``fusion.first`` computes the update of: ``caller(opt, state,
-    args[index], its gradient)``.
+    args[index], its gradient)``. ``known``, where ``state`` is the fusion's own output (a loop going on) and it is
+    frozen (``toolkit.deferred.frozen``): the optimiser's arrays, the state's, and the parameters the fusion made
+    with theirs, which a closed fusion takes without its checks (other parameters are flattened: the gradient's own
+    checks just checked them)."""
 
-    ``frozen``: the state and parameters the program takes cannot change in place (JAX arrays in tuples and
-    structs), and the optimiser is remembered by identity (its arrays are its own). ``trusted``: how many programs
-    in a row made this state from one whose checks passed; at 2 the state is its own program's output on inputs of
-    the same kinds, so it has passed them and will, and only the arrays are collected (``opt_arrays`` and the
-    leaves of state and parameters, which the gradient's own checks just checked)."""
+    __slots__ = ("fusion", "index", "caller", "opt", "state", "known")
 
-    __slots__ = ("fusion", "index", "caller", "opt", "state", "frozen", "trusted", "opt_arrays")
-
-    def __init__(self, fusion: Any, index: int, caller: str, opt: Any, state: Any, frozen: bool, trusted: int = 0):
+    def __init__(self, fusion: Any, index: int, caller: str, opt: Any, state: Any, known: tuple | None = None):
         self.fusion, self.index, self.caller, self.opt, self.state = fusion, index, caller, opt, state
-        self.frozen, self.trusted = frozen, trusted
-        self.opt_arrays: tuple[Any, ...] = ()
+        self.known = known
 
 
 class _Kept:
-    """An update worked out ahead: the objects it was worked out for, its result, and the gradient call's
-    result and arguments (to learn from, if the update that follows is another)."""
+    """An update worked out ahead: the objects it was worked out for, its result, the gradient call's result and
+    arguments (to learn from, if the update that follows is another), and the arrays of what it made."""
 
-    __slots__ = ("ahead", "params", "grads", "leaves", "result", "first", "args", "opt_arrays")
+    __slots__ = ("ahead", "params", "grads", "leaves", "result", "first", "args", "opt_arrays", "out", "n_state")
 
-    def __init__(self, ahead: _Ahead, params: Any, result: Any, first: Any, args: tuple, opt_arrays: tuple):
+    def __init__(self, ahead: _Ahead, params: Any, result: Any, first: Any, args: tuple, arrays: tuple):
         self.ahead, self.params, self.grads, self.result = ahead, params, first[1][ahead.index], result
-        self.first, self.args, self.opt_arrays = first, args, opt_arrays
+        self.first, self.args = first, args
+        self.opt_arrays, self.out, self.n_state = arrays  # the optimiser's arrays; the update's (new, then state)
         # Their contents now, where they can change in place (a dict of arrays): the same objects may hold others later.
-        self.leaves = None if ahead.frozen else jax.tree.flatten((ahead.state, params))
+        self.leaves = None if ahead.fusion.frozen else jax.tree.flatten((ahead.state, params))
 
 
 class _Slot(threading.local):
@@ -140,34 +136,36 @@ def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any
 
 
 def _run_ahead(slot: _Slot, ahead: _Ahead, entry: Any, values: tuple, arrays: tuple) -> Any:
-    args = values[2]
+    args, fusion, known = values[2], ahead.fusion, ahead.known
     if ahead.index >= len(args):
         return MISS
     params = args[ahead.index]
     prefix = (ahead.caller, ahead.opt, ahead.state, params)
-    if ahead.trusted >= 2:
-        more = (*ahead.opt_arrays, *_arrays(ahead.state), *_arrays(params))
+    if known is not None and fusion.closed:
+        opt_arrays, state_arrays, made, made_arrays = known
+        more = (*opt_arrays, *state_arrays, *(made_arrays if params is made else deferred.arrays_of(params)))
     else:
         checked: list[Any] = []
-        if not ahead.fusion.prefix(prefix, checked):
+        if not fusion.prefix(prefix, checked):
             return MISS
+        deferred.closes(fusion, chained=known is not None)
         more = tuple(checked)
-    leaves = deferred.execute(ahead.fusion, values, arrays, prefix, more)
+    leaves = deferred.execute(fusion, values, arrays, prefix, more)
     if leaves is MISS:
         return MISS
     first_leaves, then_leaves = leaves
     result = compiled.output(entry, first_leaves)
-    opt_arrays = ahead.opt_arrays
-    if ahead.frozen and ahead.trusted < 2:  # the optimiser's arrays come first in what the checks collect
-        opt_arrays = more[: len(more) - len(_arrays(ahead.state)) - len(_arrays(params))]
-    slot.kept = _Kept(ahead, params, compiled.output(ahead.fusion.entry, then_leaves), result, args, opt_arrays)
+    if known is not None:
+        opt_arrays, n_state = known[0], len(known[1])
+    elif fusion.frozen:  # what the checks collect: the optimiser's arrays, then the state's, then the parameters'
+        n_state = len(deferred.arrays_of(ahead.state))
+        opt_arrays = more[: len(more) - n_state - len(deferred.arrays_of(params))]
+    else:
+        opt_arrays, n_state = (), 0
+    made = compiled.output(fusion.entry, then_leaves)
+    slot.kept = _Kept(ahead, params, made, result, args, (opt_arrays, then_leaves, n_state))
     slot.last = None  # made from slot.kept if the update that follows is not the one kept
     return result
-
-
-def _arrays(x: Any) -> list[Any]:
-    kind = filters.concrete_array_type()
-    return [leaf for leaf in jax.tree.leaves(x) if type(leaf) is kind]
 
 
 def taken(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> Any:
@@ -177,20 +175,23 @@ def taken(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> Any:
     if kept is None:
         return MISS
     slot.kept, ahead = None, kept.ahead
+    fusion = ahead.fusion
     if not (
         grads is kept.grads
         and params is kept.params
         and state is ahead.state
         and opt is ahead.opt
         and caller == ahead.caller
-        and ahead.fusion.first.float64 is jax.dtypes.canonicalize_dtype(np.float64)
+        and fusion.first.float64 is jax.dtypes.canonicalize_dtype(np.float64)
         and (kept.leaves is None or _same_contents(jax.tree.flatten((state, params)), kept.leaves))
     ):
-        slot.last = _Last(ahead.fusion.first, kept.first, kept.args)
+        slot.last = _Last(fusion.first, kept.first, kept.args)
         return MISS
-    trusted = min(ahead.trusted + 1, 2) if ahead.frozen else 0
-    slot.ahead = _Ahead(ahead.fusion, ahead.index, caller, opt, kept.result[1], ahead.frozen, trusted)
-    slot.ahead.opt_arrays = kept.opt_arrays
+    known = None
+    if fusion.frozen:  # the update's output arrays: the new parameters', then the new state's
+        out, cut = kept.out, len(kept.out) - kept.n_state
+        known = (kept.opt_arrays, tuple(out[cut:]), kept.result[0], tuple(out[:cut]))
+    slot.ahead = _Ahead(fusion, ahead.index, caller, opt, kept.result[1], known)
     return kept.result
 
 
@@ -224,8 +225,9 @@ def learn(caller: str, named: Any, body: Callable[..., Any], prefix: tuple, grad
             pair.failures += 1
             return
         deferred.remember(pair, fusion)
-    frozen = closures.remembered(prefix[1]) is not None and _frozen(prefix[2]) and _frozen(prefix[3])
-    slot.ahead = _Ahead(fusion, index, caller, prefix[1], result[1], frozen)
+        remembered = closures.remembered(prefix[1]) is not None  # an optimiser's arrays are its own
+        fusion.frozen = remembered and deferred.frozen(prefix[2]) and deferred.frozen(prefix[3])
+    slot.ahead = _Ahead(fusion, index, caller, prefix[1], result[1])
 
 
 def _index(last: _Last, grads: int, params: int) -> int | None:
@@ -240,14 +242,3 @@ def _worth_keeping(arrays: list[Any]) -> bool:
     kind = filters.concrete_array_type()
     return all(type(a) is kind for a in arrays) and sum(a.nbytes for a in arrays) <= _MOST_KEPT
 
-
-def _frozen(x: Any) -> bool:
-    """Whether nothing in ``x`` can change in place: JAX arrays, numbers, strings and ``None``, in tuples (optax's
-    states) and structs (frozen dataclasses). What a plan lets through has the same node and leaf types."""
-    if x is None or type(x) is filters.concrete_array_type() or isinstance(x, (bool, int, float, complex, str)):
-        return True
-    if isinstance(x, tuple):
-        return all(map(_frozen, x))
-    if structs.is_struct(x):
-        return all(_frozen(getattr(x, f.name)) for f in dataclasses.fields(x))
-    return False

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -35,17 +36,21 @@ from typing import Any
 import jax
 import numpy as np
 
-from toolkit import compiled, guards
+from toolkit import compiled, filters, guards, structs
 
 __all__ = [
     "Deferred",
     "Fusion",
     "MISS",
+    "arrays_of",
     "call_after",
+    "closes",
     "execute",
+    "frozen",
     "fused",
     "later",
     "learn",
+    "matching",
     "may_try",
     "pair_of",
     "remember",
@@ -116,11 +121,42 @@ class Fusion:
     """One program: a call's program, then a call that reads (part of) its result as its last value; it returns
     the second call's output array leaves, or with ``keep_first`` the leaves of both (first's, then second's)."""
 
-    __slots__ = ("prefix", "first", "entry", "key", "program")  # built in the x64 mode of both entries
+    __slots__ = ("prefix", "first", "entry", "key", "program", "frozen", "closed")  # in the x64 mode of both entries
 
     def __init__(self, prefix: guards.Match, first: Any, then: Any, key: tuple, keep_first: bool = False):
         self.prefix, self.first, self.entry, self.key = prefix, first, then, key  # key: (body, pick) in first.after
         self.program = jax.jit(_fused(first, then, key[1], keep_first))
+        # What a loop that feeds the program its own outputs may skip (see closes()): whether what its checks let
+        # through cannot change in place, and whether its own outputs are known to pass its checks.
+        self.frozen: bool | None = None
+        self.closed = False
+
+
+def closes(fusion: Fusion, chained: bool) -> None:
+    """After ``fusion``'s checks passed on values that ``chained`` says were its own outputs: every output of it
+    passes them from now on. (What passes the checks has their shapes, dtypes and types; the program makes
+    outputs of fixed kinds from inputs of those kinds; so once its outputs passed, they always will.) A loop that
+    feeds it its outputs then collects their arrays without the checks."""
+    if chained:
+        fusion.closed = True
+
+
+def frozen(x: Any) -> bool:
+    """Whether nothing in ``x`` can change in place: JAX arrays, numbers, strings and ``None``, in tuples (optax's
+    states) and structs (frozen dataclasses). What a plan lets through has the same node and leaf types."""
+    if x is None or type(x) is filters.concrete_array_type() or isinstance(x, (bool, int, float, complex, str)):
+        return True
+    if isinstance(x, tuple):
+        return all(map(frozen, x))
+    if structs.is_struct(x):
+        return all(frozen(getattr(x, f.name)) for f in dataclasses.fields(x))
+    return False
+
+
+def arrays_of(x: Any) -> list[Any]:
+    """The concrete JAX arrays among ``x``'s leaves, in order: what a plan collects from a frozen ``x``."""
+    kind = filters.concrete_array_type()
+    return [leaf for leaf in jax.tree.leaves(x) if type(leaf) is kind]
 
 
 class _Pair:
@@ -161,16 +197,23 @@ _TRACING = _Tracing()
 
 def fused(deferred: Deferred, pick: Callable[[Any], Any], body: Callable[..., Any], prefix: tuple) -> Any:
     """:func:`call_after`'s result where its program for these values was built before; :data:`MISS` otherwise."""
+    found = matching(deferred, pick, body, prefix)
+    return MISS if found is None else _run(found[0], deferred, pick, body, prefix, found[1])
+
+
+def matching(deferred: Deferred, pick: Callable, body: Callable, prefix: tuple) -> tuple[Fusion, tuple] | None:
+    """The fused program built before for ``body(*prefix, pick(deferred.result()))`` and the arrays its checks
+    collected from ``prefix``; ``None`` if there is none for these values (or for this x64 mode)."""
     if deferred.entry is None:
-        return MISS
+        return None
     pair = deferred.entry.after.get((body, pick))
     if pair is not None and deferred.entry.float64 is jax.dtypes.canonicalize_dtype(np.float64):
         arrays: list[Any] = []
         for fusion in pair.fusions:
             if fusion.prefix(prefix, arrays):
-                return _run(fusion, deferred, pick, body, prefix, tuple(arrays))
+                return fusion, tuple(arrays)
             arrays.clear()
-    return MISS
+    return None
 
 
 MISS = object()  # what fused() returns where it has no program for the values

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import numbers
+import operator
 import weakref
 from typing import Any
 
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toolkit import ahead, compiled, deferred, filters
+from toolkit import ahead, closures, compiled, deferred, filters
 from toolkit._show import describe
 from toolkit.params import Grads, Params
 
@@ -242,10 +243,7 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
     states = ps.optimiser_states  # kept with the boxes, as Flux keeps it with the optimiser
     record = states.get(id(opt))
     if pending is not None and record is not None:  # the usual step: one program, found at once
-        out = deferred.fused(*pending, _step, ("tk.update_", opt, record.state, values))
-        if out is not deferred.MISS:  # its values match those it was built for: nothing else to check
-            new, record.state, _ = out
-            _write(ps, record, new, values, remember=False)  # its plan checks the boxes' shapes itself
+        if _fused_step(ps, record, pending, values):
             return
     grads = gs.in_order(ps) if pending is None else None
     if grads is None and pending is None:
@@ -270,6 +268,55 @@ def update_(opt: optax.GradientTransformation, ps: Params, gs: Grads) -> None:
         )
     _write(ps, record, new, values)
     states[id(opt)] = record
+
+
+def _fused_step(ps: Params, record: _Record, pending: tuple, values: tuple) -> bool:
+    """The step as one program with the deferred gradient (``toolkit.deferred``), if one was built for these
+    values: then its checks (or, for a closed program fed its own outputs, just their arrays) stand for the
+    shape checks. Whether it ran."""
+    later, grads_of = pending
+    prefix = ("tk.update_", record.opt, record.state, values)
+    chain = record.chain
+    fusion: Any = None
+    if chain is not None and chain[0].closed and chain[0].first is later.entry and chain[0].key[1] is grads_of:
+        fusion, opt_arrays, state_arrays, written, written_arrays = chain
+        if _same(values, written):  # the boxes hold what the last step wrote
+            arrays = (*opt_arrays, *state_arrays, *written_arrays)
+        else:
+            fusion = None
+    if fusion is None:
+        found = deferred.matching(later, grads_of, _step, prefix)
+        if found is None:
+            return False
+        (fusion, arrays), opt_arrays = found, None
+        deferred.closes(fusion, chained=chain is not None and chain[0] is fusion and _same(values, chain[3]))
+    leaves = deferred.execute(fusion, later.values, later.arrays, prefix, arrays)
+    if leaves is deferred.MISS:
+        return False
+    new, record.state, _ = compiled.output(fusion.entry, leaves)
+    _write(ps, record, new, values, remember=False)
+    if fusion.frozen is None:  # what its checks let through: JAX arrays in tuples (optax's states) and structs
+        small = sum(a.nbytes for a in leaves) <= _MOST_CHAINED  # kept by the record: not too many bytes
+        fusion.frozen = small and closures.remembered(record.opt) is not None and deferred.frozen((record.state, values))
+    if not (fusion.frozen and record.all_float):
+        record.chain = None
+        return True
+    if chain is not None and chain[0] is fusion:
+        n_state = len(chain[2])
+    else:
+        n_state = len(deferred.arrays_of(record.state))
+    if opt_arrays is None:  # what the checks collect: the optimiser's arrays, then the state's, then the boxes'
+        opt_arrays = arrays[: len(arrays) - len(deferred.arrays_of(values)) - n_state]
+    cut = len(leaves) - n_state  # the program's output arrays: the boxes' new values', then the new state's
+    record.chain = (fusion, opt_arrays, tuple(leaves[cut:]), tuple(new), tuple(leaves[:cut]))
+    return True
+
+
+def _same(values: tuple[Any, ...], written: tuple[Any, ...]) -> bool:
+    return len(values) == len(written) and all(map(operator.is_, values, written))
+
+
+_MOST_CHAINED = 1 << 20  # bytes of values a record keeps (strongly) to feed the next step's program without checks
 
 
 def _write(ps: Params, record: _Record, new: tuple[Any, ...], values: tuple[Any, ...], remember: bool = True) -> None:
@@ -297,8 +344,10 @@ def _same_objects(values: tuple[Any, ...], assigned: tuple[Any, ...] | None) -> 
 class _Record:
     """What ``update_`` keeps per ``Params`` and optimiser: the optimiser (so its id is not reused) and its state."""
 
-    __slots__ = ("opt", "state", "signature", "all_float", "assigned")
+    __slots__ = ("opt", "state", "signature", "all_float", "assigned", "chain")
 
     def __init__(self, opt: Any, state: Any, signature: tuple[Any, ...], all_float: bool):
         self.opt, self.state, self.signature, self.all_float = opt, state, signature, all_float
         self.assigned: tuple[Any, ...] | None = None  # weak references to what the last step wrote into the boxes
+        # The last fused step's program and arrays, and the values it wrote (see _fused_step); None if none.
+        self.chain: tuple[Any, ...] | None = None
