@@ -241,4 +241,3 @@ def _worth_keeping(arrays: list[Any]) -> bool:
     """Only JAX arrays (NumPy ones change in place), and not too many bytes of them."""
     kind = filters.concrete_array_type()
     return all(type(a) is kind for a in arrays) and sum(a.nbytes for a in arrays) <= _MOST_KEPT
-

@@ -297,7 +297,9 @@ def _fused_step(ps: Params, record: _Record, pending: tuple, values: tuple) -> b
     _write(ps, record, new, values, remember=False)
     if fusion.frozen is None:  # what its checks let through: JAX arrays in tuples (optax's states) and structs
         small = sum(a.nbytes for a in leaves) <= _MOST_CHAINED  # kept by the record: not too many bytes
-        fusion.frozen = small and closures.remembered(record.opt) is not None and deferred.frozen((record.state, values))
+        fusion.frozen = (
+            small and closures.remembered(record.opt) is not None and deferred.frozen((record.state, values))
+        )
     if not (fusion.frozen and record.all_float):
         record.chain = None
         return True
