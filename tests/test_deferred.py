@@ -174,3 +174,20 @@ def test_a_box_changed_between_steps_of_a_running_loop_is_read_as_changed():
     with tk.eager():
         eager = run(tk.Momentum())
     np.testing.assert_allclose(compiled_run, eager, rtol=1e-5, atol=1e-6)
+
+
+def test_caches_cleared_in_a_running_loop_trace_the_fused_step_again_with_the_same_numbers():
+    def run(opt, clear):
+        z = tk.Param(jnp.eye(3))
+        ps = tk.Params([z])
+        for i in range(12):
+            if clear and i == 8:
+                jax.clear_caches()  # the chained program must be traced again, from the values of this step
+            x = ROWS[i]
+            tk.update_(opt, ps, tk.gradient(lambda: tk.mse(z.value @ x, TARGET @ x), ps))
+        return np.asarray(z.value)
+
+    cleared = run(tk.Adam(0.01), clear=True)
+    with tk.eager():
+        eager = run(tk.Adam(0.01), clear=False)
+    np.testing.assert_allclose(cleared, eager, rtol=1e-5, atol=1e-6)

@@ -226,3 +226,21 @@ def test_calls_whose_plans_keep_failing_stop_making_them_and_stay_right():
         np.testing.assert_allclose(tk.gradient(f, x)[0], 16 * np.asarray(x), rtol=1e-6)
     entry = compiled._PLANS[tk.grad._explicit_gradient][0].entry
     assert entry.plans == compiled._PLANS_PER_ENTRY
+
+
+def test_a_closure_over_an_optimiser_and_a_box_read_twice_plan_as_the_walk_keys():
+    # A closure cell holding a remembered library tuple (an optimiser), and one box read both through a closure
+    # and through the Params: the plan matches the call it was made from, and the arrays are the walk's.
+    opt = tk.Momentum()
+    z = tk.Param(jnp.ones(2))
+    ps = tk.Params([z])
+    f = lambda: jnp.sum(z.value * 2) + 0 * len(opt)  # noqa: E731
+    values = ("tk.gradient", f, ps, False)
+    captured = closures.capture(values)
+    match = guards.plan(values, captured.key)
+    assert match is not None
+    arrays: list = []
+    assert match(values, arrays)
+    assert len(arrays) == len(captured.arrays) and all(a is b for a, b in zip(arrays, captured.arrays))
+    z.value = jnp.ones(3)  # another shape: no match
+    assert not match(values, [])

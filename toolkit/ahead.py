@@ -191,7 +191,8 @@ def taken(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> Any:
     if fusion.frozen:  # the update's output arrays: the new parameters', then the new state's
         out, cut = kept.out, len(kept.out) - kept.n_state
         known = (kept.opt_arrays, tuple(out[cut:]), kept.result[0], tuple(out[:cut]))
-    slot.ahead = _Ahead(fusion, ahead.index, caller, opt, kept.result[1], known)
+    ahead.state, ahead.known = kept.result[1], known  # the loop goes on (this thread's own object)
+    slot.ahead = ahead
     return kept.result
 
 

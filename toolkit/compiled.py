@@ -11,7 +11,8 @@ that program, on the arrays' current values, so nothing is ever stale: a
 changed array is read as an input, a changed number or function compiles anew.
 The next call like it does not build the key again: it replays the key's checks
 on its values (``toolkit.guards``) and runs the program they lead to.
-``tk.gradient(f, ps)`` + ``tk.update_`` run as one program (``toolkit.deferred``).
+``tk.gradient(f, ps)`` + ``tk.update_`` run as one program (``toolkit.deferred``), and so do
+``tk.gradient(f, z)`` + ``tk.update(opt, state, z, g)`` once a step has shown the pattern (``toolkit.ahead``).
 
 A call runs eagerly (as plain JAX, re-tracing each time) instead when
 

@@ -177,6 +177,8 @@ _FAILURES_PER_PAIR = 4
 def _fused(first: Any, then: Any, pick: Callable, keep_first: bool) -> Callable:
     def fused(first_arrays: tuple, prefix_arrays: tuple) -> Any:
         first_values, prefix_values = _TRACING.values  # traced once: the calls' Python values, set around each call
+        if callable(prefix_values):  # made only now, where it is traced (again)
+            prefix_values = prefix_values()
         with compiled.reading(first_values):
             first_leaves = first.function(first_arrays)
         # A barrier: XLA must not rewrite the first program's arithmetic into the second's.
@@ -249,9 +251,10 @@ def _run(fusion: Fusion, deferred: Deferred, pick: Callable, body: Callable, pre
     return MISS if leaves is MISS else compiled.output(fusion.entry, leaves)
 
 
-def execute(fusion: Fusion, first_values: tuple, first_arrays: tuple, prefix: tuple, arrays: tuple) -> Any:
+def execute(fusion: Fusion, first_values: tuple, first_arrays: tuple, prefix: Any, arrays: tuple) -> Any:
     """The fused program's leaves for these calls (``first_values`` read ``first_arrays``, ``prefix`` read
-    ``arrays``); :data:`MISS` where tracing it failed (then it is dropped, and counted against its pair)."""
+    ``arrays``; ``prefix`` may be a function making it, called only if the program is traced); :data:`MISS` where
+    tracing it failed (then it is dropped, and counted against its pair)."""
     _TRACING.values = (first_values, prefix)
     try:
         return fusion.program(first_arrays, arrays)

@@ -93,6 +93,7 @@ class _Code:
             "module_named": closures.module_named,
         }
         self.names = itertools.count(1)
+        self.box_arrays: dict[int, str] = {}  # per box met whose value is an array: the variable holding it
 
     def compiled(self) -> Match:
         source = "\n".join(
@@ -183,9 +184,15 @@ class _Code:
 
     def box(self, var: str, value: Param, key: Any) -> None:
         self.same(var, value)
+        seen = self.box_arrays.get(id(value))
+        if seen is not None:  # the same box again (a closure's and the Params'): the same array, checked already
+            self.lines.append(f"append({seen})")
+            return
         inner = self.var()
         self.lines.append(f"{inner} = {var}.value")
         self.emit(inner, value.value, key[2])
+        if _tag(key[2]) == "array":
+            self.box_arrays[id(value)] = inner
 
     def boxes(self, var: str, value: Params, key: Any) -> None:
         self.check(f"type({var}) is {self.const(type(value))} and len({var}) == {len(value)}")
@@ -241,7 +248,10 @@ class _Code:
             self.lines.append(f"{closure} = {var}.__closure__")
             for i, (cell, k) in enumerate(zip(cells, cell_keys)):
                 contents = self.var()
-                self.lines.append(f"{contents} = contents({closure}[{i}])")
+                if _tag(k) == "empty cell":
+                    self.lines.append(f"{contents} = contents({closure}[{i}])")
+                else:  # an empty cell raises here: no match
+                    self.lines.append(f"{contents} = {closure}[{i}].cell_contents")
                 self.emit(contents, _contents(cell), k)
         if defaults_key is None:
             self.check(f"{var}.__defaults__ is None and {var}.__kwdefaults__ is None")
@@ -265,6 +275,11 @@ class _Code:
             self.check(f"module_named({var}, {name!r}) is {m}")
             self.lines.append(f"{read} = getattr({m}, {attribute!r}, MISSING)")
             self.emit(read, getattr(module, attribute, closures.MISSING), k[2])
+
+
+def _tag(key: Any) -> Any:
+    """What kind of value a key part stands for (``"array"``, ``"empty cell"``, a type, ...), if it is a tuple."""
+    return key[0] if type(key) is tuple and key else None
 
 
 def _equal_remembered(kind: type, key: Key) -> Callable[[Any, list], bool]:

@@ -275,43 +275,63 @@ def _fused_step(ps: Params, record: _Record, pending: tuple, values: tuple) -> b
     values: then its checks (or, for a closed program fed its own outputs, just their arrays) stand for the
     shape checks. Whether it ran."""
     later, grads_of = pending
-    prefix = ("tk.update_", record.opt, record.state, values)
     chain = record.chain
-    fusion: Any = None
-    if chain is not None and chain[0].closed and chain[0].first is later.entry and chain[0].key[1] is grads_of:
-        fusion, opt_arrays, state_arrays, written, written_arrays = chain
-        if _same(values, written):  # the boxes hold what the last step wrote
-            arrays = (*opt_arrays, *state_arrays, *written_arrays)
-        else:
-            fusion = None
-    if fusion is None:
+    if chain is not None and chain.fusion.closed and chain.fusion.first is later.entry and _same(values, chain.new):
+        fusion, arrays = chain.fusion, (*chain.opt_arrays, *chain.state_arrays, *chain.new)
+        prefix: Any = lambda: ("tk.update_", record.opt, record.state, values)  # noqa: E731  built if traced again
+    else:
+        prefix = ("tk.update_", record.opt, record.state, values)
         found = deferred.matching(later, grads_of, _step, prefix)
         if found is None:
             return False
-        (fusion, arrays), opt_arrays = found, None
-        deferred.closes(fusion, chained=chain is not None and chain[0] is fusion and _same(values, chain[3]))
+        fusion, arrays = found
+        deferred.closes(fusion, chained=chain is not None and chain.fusion is fusion and _same(values, chain.new))
     leaves = deferred.execute(fusion, later.values, later.arrays, prefix, arrays)
     if leaves is deferred.MISS:
         return False
-    new, record.state, _ = compiled.output(fusion.entry, leaves)
-    _write(ps, record, new, values, remember=False)
+    if chain is not None and chain.fusion is fusion:  # the boxes' new values, then the new state's arrays
+        cut = len(leaves) - len(chain.state_arrays)
+        new = tuple(leaves[:cut])
+        record.later_state(chain.state_tree, leaves[cut:])
+    else:
+        new, record.state, _ = compiled.output(fusion.entry, leaves)
+        if not record.all_float:  # the leaves it does not optimise, as they were
+            new = filters.combine(new, filters.partition(values)[1])
+    for box, value in zip(ps, new):
+        box.value = value
+    record.assigned = None  # the program's checks (or the chain's) stand for the shape check
+    record.chain = _chain(fusion, record, values, new, arrays, leaves, chain)
+    return True
+
+
+class _Chain:
+    """A fused step's program and the arrays it made, for the next step to feed it without its checks where the
+    boxes still hold its new values (all of them arrays) and the state is the one it made."""
+
+    __slots__ = ("fusion", "opt_arrays", "state_tree", "state_arrays", "new")
+
+    def __init__(self, fusion: Any, opt_arrays: tuple, state_tree: Any, state_arrays: tuple, new: tuple):
+        self.fusion, self.opt_arrays, self.state_tree = fusion, opt_arrays, state_tree
+        self.state_arrays, self.new = state_arrays, new
+
+
+def _chain(
+    fusion: Any, record: _Record, values: tuple, new: tuple, arrays: tuple, leaves: list, chain: _Chain | None
+) -> _Chain | None:
+    if chain is not None and chain.fusion is fusion:
+        return _Chain(fusion, chain.opt_arrays, chain.state_tree, tuple(leaves[len(new) :]), new)
     if fusion.frozen is None:  # what its checks let through: JAX arrays in tuples (optax's states) and structs
         small = sum(a.nbytes for a in leaves) <= _MOST_CHAINED  # kept by the record: not too many bytes
-        fusion.frozen = (
-            small and closures.remembered(record.opt) is not None and deferred.frozen((record.state, values))
-        )
-    if not (fusion.frozen and record.all_float):
-        record.chain = None
-        return True
-    if chain is not None and chain[0] is fusion:
-        n_state = len(chain[2])
-    else:
-        n_state = len(deferred.arrays_of(record.state))
-    if opt_arrays is None:  # what the checks collect: the optimiser's arrays, then the state's, then the boxes'
-        opt_arrays = arrays[: len(arrays) - len(deferred.arrays_of(values)) - n_state]
-    cut = len(leaves) - n_state  # the program's output arrays: the boxes' new values', then the new state's
-    record.chain = (fusion, opt_arrays, tuple(leaves[cut:]), tuple(new), tuple(leaves[:cut]))
-    return True
+        remembered = closures.remembered(record.opt) is not None  # an optimiser's arrays are its own
+        fusion.frozen = small and remembered and deferred.frozen((record.state, values))
+    kind = filters.concrete_array_type()
+    if not (fusion.frozen and record.all_float and all(type(v) is kind for v in new)):
+        return None
+    state_leaves, state_tree = jax.tree.flatten(record.state)
+    if len(new) + len(state_leaves) != len(leaves):  # a state leaf that is not an array: built each step
+        return None
+    opt_arrays = arrays[: len(arrays) - len(values) - len(state_leaves)]  # what its checks collected first
+    return _Chain(fusion, opt_arrays, state_tree, tuple(state_leaves), new)
 
 
 def _same(values: tuple[Any, ...], written: tuple[Any, ...]) -> bool:
@@ -346,10 +366,25 @@ def _same_objects(values: tuple[Any, ...], assigned: tuple[Any, ...] | None) -> 
 class _Record:
     """What ``update_`` keeps per ``Params`` and optimiser: the optimiser (so its id is not reused) and its state."""
 
-    __slots__ = ("opt", "state", "signature", "all_float", "assigned", "chain")
+    __slots__ = ("opt", "_state", "_later", "signature", "all_float", "assigned", "chain")
 
     def __init__(self, opt: Any, state: Any, signature: tuple[Any, ...], all_float: bool):
-        self.opt, self.state, self.signature, self.all_float = opt, state, signature, all_float
+        self.opt, self._state, self.signature, self.all_float = opt, state, signature, all_float
+        self._later: tuple[Any, list[Any]] | None = None  # the state as a structure and arrays, built when read
         self.assigned: tuple[Any, ...] | None = None  # weak references to what the last step wrote into the boxes
-        # The last fused step's program and arrays, and the values it wrote (see _fused_step); None if none.
-        self.chain: tuple[Any, ...] | None = None
+        self.chain: _Chain | None = None  # the last fused step's program and arrays (see _fused_step)
+
+    @property
+    def state(self) -> Any:
+        if self._later is not None:
+            tree, leaves = self._later
+            self._state, self._later = jax.tree.unflatten(tree, leaves), None
+        return self._state
+
+    @state.setter
+    def state(self, state: Any) -> None:
+        self._state, self._later = state, None
+
+    def later_state(self, tree: Any, leaves: list[Any]) -> None:
+        """The state ``tree`` with these array leaves, built when first read (a loop step may not read it)."""
+        self._later = (tree, leaves)
