@@ -176,9 +176,8 @@ _FAILURES_PER_PAIR = 4
 
 def _fused(first: Any, then: Any, pick: Callable, keep_first: bool) -> Callable:
     def fused(first_arrays: tuple, prefix_arrays: tuple) -> Any:
-        first_values, prefix_values = _TRACING.values  # traced once: the calls' Python values, set around each call
-        if callable(prefix_values):  # made only now, where it is traced (again)
-            prefix_values = prefix_values()
+        first_values, prefix = _TRACING.values  # traced once: the calls' Python values, set around each call
+        prefix_values: Any = prefix() if callable(prefix) else prefix  # a function: made only now, where traced
         with compiled.reading(first_values):
             first_leaves = first.function(first_arrays)
         # A barrier: XLA must not rewrite the first program's arithmetic into the second's.
@@ -191,7 +190,7 @@ def _fused(first: Any, then: Any, pick: Callable, keep_first: bool) -> Callable:
 
 
 class _Tracing(threading.local):
-    values: tuple = ((), ())  # per thread: the Python values of the calls a fused program stands for
+    values: tuple[Any, Any] = ((), ())  # per thread: the Python values of the calls a fused program stands for
 
 
 _TRACING = _Tracing()

@@ -125,7 +125,8 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
     that are not floating point are returned unchanged. ``state`` must be what
     ``tk.setup(opt, params)`` made (or the state a previous ``update`` returned):
     another optimiser's state, or one for other shapes, is an error naming the leaf. Composes with ``jax.jit``,
-    ``jax.vmap`` and ``jax.grad``.
+    ``jax.vmap`` and ``jax.grad``. In a loop of ``(g,) = tk.gradient(f, params)`` and this, from the second step
+    on the step is worked out in the gradient's program (``toolkit.ahead``): one program a step.
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
