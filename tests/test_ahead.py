@@ -245,3 +245,28 @@ def test_the_gradients_handed_back_are_the_bits_of_the_gradients_own_program(mak
             compared += 1
         z, state = tk.update(opt, state, z, g)
     assert compared >= 10
+
+
+@tk.struct
+class Counted:
+    w: jax.Array
+    n: int  # not optimised: passed through
+
+
+def test_caches_cleared_mid_loop_and_leaves_not_optimised_keep_the_numbers():
+    def run(clear):
+        opt = tk.Momentum(0.05)
+        p = Counted(jnp.array([1.0, -2.0]), 3)
+        state = tk.setup(opt, p)
+        for i in range(8):
+            if clear and i == 5:
+                jax.clear_caches()  # the program run ahead must be traced again
+            (g,) = tk.gradient(lambda p: jnp.sum(p.w**2) * p.n, p)
+            p, state = tk.update(opt, state, p, g)
+            assert p.n == 3 and type(p.n) is int
+        return np.asarray(p.w)
+
+    cleared = run(clear=True)
+    with tk.eager():
+        eager = run(clear=False)
+    np.testing.assert_allclose(cleared, eager, rtol=1e-5, atol=1e-6)

@@ -180,14 +180,14 @@ def test_caches_cleared_in_a_running_loop_trace_the_fused_step_again_with_the_sa
     def run(opt, clear):
         z = tk.Param(jnp.eye(3))
         ps = tk.Params([z])
-        for i in range(12):
-            if clear and i == 8:
+        for i in range(8):
+            if clear and i == 5:
                 jax.clear_caches()  # the chained program must be traced again, from the values of this step
             x = ROWS[i]
             tk.update_(opt, ps, tk.gradient(lambda: tk.mse(z.value @ x, TARGET @ x), ps))
         return np.asarray(z.value)
 
-    cleared = run(tk.Adam(0.01), clear=True)
+    cleared = run(tk.Momentum(), clear=True)
     with tk.eager():
-        eager = run(tk.Adam(0.01), clear=False)
+        eager = run(tk.Momentum(), clear=False)
     np.testing.assert_allclose(cleared, eager, rtol=1e-5, atol=1e-6)

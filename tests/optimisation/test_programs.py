@@ -100,3 +100,32 @@ def test_a_rule_used_with_x64_on_then_off_gives_float32_inputs_and_no_warning():
         narrow = tk.optimise(lambda p: jnp.sum((p - 1.0) ** 2), jnp.zeros(2), tk.Momentum(0.0125), steps=20)
     assert narrow.params.dtype == jnp.float32
     np.testing.assert_allclose(narrow.params, wide.params, rtol=1e-6)
+
+
+def test_a_function_like_one_seen_before_keys_and_reads_as_the_walk_says():
+    # The walk (closures.capture) is the oracle: a planned part has its key and its arrays, in its order.
+    from toolkit import closures
+    from toolkit.optimisation import programs
+
+    class Model:
+        def __init__(self, w):
+            self.w = w
+
+        def loss(self, z):
+            return jnp.sum((z - self.w) ** 2)
+
+    def make(target, power):
+        return lambda z: jnp.sum(jnp.abs(z - target) ** power)
+
+    cases = [
+        [make(jnp.ones(2), 2), make(jnp.zeros(2), 2), make(jnp.zeros(3), 2), make(jnp.zeros(2), 3)],
+        [Model(jnp.ones(2)).loss, Model(jnp.zeros(2)).loss, Model(np.zeros(2)).loss],
+    ]
+    for functions in cases:
+        for f in functions * 2:  # the second time round every one of them has been seen
+            part, walked = programs.function_part(f), closures.capture(f)
+            assert part.key == walked.key
+            assert len(part.arrays) == len(walked.arrays)
+            assert all(a is b for a, b in zip(part.arrays, walked.arrays))
+            x = jnp.array([0.5, -1.0, 2.0])[: walked.arrays[0].shape[0]]
+            np.testing.assert_allclose(part.rebuild(walked.arrays)(x), f(x), rtol=1e-6)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import types
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toolkit import closures, filters
+from toolkit import closures, filters, guards
+from toolkit.cache import Cache
 from toolkit.optimisation import rules
 
 __all__ = ["Part", "Program", "function_part", "optimiser_part"]
@@ -41,11 +43,51 @@ class Part:
 
 
 def function_part(f: Any) -> Part:
-    """A loss or a sampler (``None`` for none), or any value that stands for a program (an optax transformation)."""
+    """A loss or a sampler (``None`` for none), or any value that stands for a program (an optax transformation).
+
+    A function like one seen before (the same code, reading values of the same kinds) is not walked again: the
+    walk's key, turned into checks (``toolkit.guards``), is replayed on it and collects its arrays."""
     if f is None:
         return Part(None, (), lambda arrays: None)
+    code = _code_of(f)
+    plans = _PLANS.get(code) if code is not None else None
+    if plans:
+        for match, key in plans:
+            arrays: list[Any] = []
+            if match(f, arrays):
+                return Part(key, tuple(arrays), _rebuilder(f, key))
     captured = closures.capture(f)
+    if code is not None and len(plans or ()) < _PLANS_PER_CODE:
+        match = guards.plan(f, captured.key)
+        if match is not None:
+            _PLANS.put(code, [(match, captured.key), *(plans or ())])
     return Part(captured.key, captured.arrays, captured.rebuild)
+
+
+_PLANS: Cache[list] = Cache(128)  # per code object of a loss or sampler: (checks, key) of calls seen, latest first
+_PLANS_PER_CODE = 4  # more calls of one code whose checks keep failing (an object made anew each call) walk it
+
+
+def _code_of(f: Any) -> Any:
+    """The code object of a function or bound method (what its plans are filed under), else ``None``."""
+    if type(f) is types.MethodType:
+        f = f.__func__
+    return f.__code__ if type(f) is types.FunctionType else None
+
+
+def _rebuilder(f: Any, key: Any) -> Callable[[tuple[Any, ...]], Any]:
+    """``f`` rebuilt reading other arrays, walked only if it is needed (when the loop is traced)."""
+
+    def rebuild(arrays: tuple[Any, ...]) -> Any:
+        captured = closures.capture(f)
+        if captured.key != key:  # changed between the call and its trace (another thread): not silently mixed
+            raise RuntimeError(
+                "tk.optimise: what the loss or sampler reads changed while its loop was being compiled; "
+                "do not change its closures or globals from another thread during a call."
+            )
+        return captured.rebuild(arrays)
+
+    return rebuild
 
 
 _RULES = {"Descent": rules.Descent, "Momentum": rules.Momentum, "Nesterov": rules.Nesterov, "Adam": rules.Adam}
