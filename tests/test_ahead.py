@@ -270,3 +270,23 @@ def test_caches_cleared_mid_loop_and_leaves_not_optimised_keep_the_numbers():
     with tk.eager():
         eager = run(clear=False)
     np.testing.assert_allclose(cleared, eager, rtol=1e-5, atol=1e-6)
+
+
+def test_a_new_optimiser_object_each_step_stops_running_ahead_and_matches_eager(monkeypatch):
+    fused = []
+    real = deferred.execute
+    monkeypatch.setattr(deferred, "execute", lambda *a: fused.append(a) or real(*a))
+
+    def run():
+        z = jnp.eye(3)
+        state = tk.setup(tk.Momentum(), z)
+        for i in range(30):
+            x = ROWS[i]
+            (g,) = tk.gradient(lambda z: tk.mse(z @ x, TARGET @ x), z)
+            z, state = tk.update(tk.Momentum(), state, z, g)  # equal, but never the object worked out ahead
+        return np.asarray(z)
+
+    ran = run()
+    assert len(fused) <= 8  # each update worked out ahead was thrown away: it stopped after a few
+    with tk.eager():
+        np.testing.assert_allclose(ran, run(), rtol=1e-5, atol=1e-6)

@@ -11,7 +11,8 @@ that computes the gradient and, after it, that update; the gradient is returned,
 the update kept. The ``tk.update`` that follows, given those very objects, returns
 the update kept instead of running a program; given anything else (another state,
 parameters or gradient, or the same containers with other contents) it runs its
-own program as always, and the update worked out ahead is dropped.
+own program as always, and the update worked out ahead is dropped (where that keeps happening, as with a new
+optimiser object each step, it stops working updates out ahead for that pair of programs).
 
 The gradient handed back is the one the kept update used, bit for bit (the fused
 program's, through an optimisation barrier); the update is what ``tk.update``
@@ -186,7 +187,9 @@ def taken(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> Any:
         and (kept.leaves is None or _same_contents(jax.tree.flatten((state, params)), kept.leaves))
     ):
         slot.last = _Last(fusion.first, kept.first, kept.args)
+        fusion.wasted += 1
         return MISS
+    fusion.used += 1
     known = None
     if fusion.frozen:  # the update's output arrays: the new parameters', then the new state's
         out, cut = kept.out, len(kept.out) - kept.n_state
@@ -228,7 +231,11 @@ def learn(caller: str, named: Any, body: Callable[..., Any], prefix: tuple, grad
         deferred.remember(pair, fusion)
         remembered = closures.remembered(prefix[1]) is not None  # an optimiser's arrays are its own
         fusion.frozen = remembered and deferred.frozen(prefix[2]) and deferred.frozen(prefix[3])
-    slot.ahead = _Ahead(fusion, index, caller, prefix[1], result[1])
+    if fusion.wasted <= _WASTE_ALLOWED + fusion.used // 8:  # while it pays (a new optimiser object each step: not)
+        slot.ahead = _Ahead(fusion, index, caller, prefix[1], result[1])
+
+
+_WASTE_ALLOWED = 4  # updates worked out ahead and not taken, before it stops (plus one for every 8 taken)
 
 
 def _index(last: _Last, grads: int, params: int) -> int | None:

@@ -121,7 +121,7 @@ class Fusion:
     """One program: a call's program, then a call that reads (part of) its result as its last value; it returns
     the second call's output array leaves, or with ``keep_first`` the leaves of both (first's, then second's)."""
 
-    __slots__ = ("prefix", "first", "entry", "key", "program", "frozen", "closed")  # in the x64 mode of both entries
+    __slots__ = ("prefix", "first", "entry", "key", "program", "frozen", "closed", "used", "wasted")
 
     def __init__(self, prefix: guards.Match, first: Any, then: Any, key: tuple, keep_first: bool = False):
         self.prefix, self.first, self.entry, self.key = prefix, first, then, key  # key: (body, pick) in first.after
@@ -130,6 +130,7 @@ class Fusion:
         # through cannot change in place, and whether its own outputs are known to pass its checks.
         self.frozen: bool | None = None
         self.closed = False
+        self.used = self.wasted = 0  # run ahead (toolkit.ahead): how often its second result was taken, or not
 
 
 def closes(fusion: Fusion, chained: bool) -> None:
