@@ -105,16 +105,11 @@ def _pick(index: int) -> Callable[[Any], Any]:
     return lambda out: get(out[1])
 
 
-def _checks_nans() -> bool:
-    config = jax.config  # read as JAX documents its flags
-    return bool(getattr(config, "jax_debug_nans", False) or getattr(config, "jax_debug_infs", False))
-
-
 def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any:
     """``compiled.call(caller, named, body, *values)`` for a gradient body (``values`` = ``(caller, f, args,
     has_aux)``), computing the update that will follow it as well where the last step showed which one."""
     slot = _SLOT
-    if compiled.eager_mode() or _checks_nans():
+    if compiled.eager_mode() or deferred.checking_nans():
         slot.last = slot.ahead = slot.kept = None
         return compiled.call(caller, named, body, *values)
     float64 = jax.dtypes.canonicalize_dtype(np.float64)

@@ -44,6 +44,7 @@ __all__ = [
     "MISS",
     "arrays_of",
     "call_after",
+    "checking_nans",
     "closes",
     "execute",
     "frozen",
@@ -86,6 +87,13 @@ class Deferred:
         return compiled.run(self.caller, self.named, self.entry, self.arrays, self.body, self.values)
 
 
+def checking_nans() -> bool:
+    """Whether JAX's NaN/Inf checks are on (read as JAX documents its flags): their errors belong at the call that
+    makes them, so nothing is deferred or run ahead."""
+    config = jax.config
+    return bool(getattr(config, "jax_debug_nans", False) or getattr(config, "jax_debug_infs", False))
+
+
 def _done(result: Any) -> Deferred:
     """A call run at once, as a ``Deferred`` with its result (and no entry: nothing to fuse it into)."""
     deferred = Deferred("", None, _done, (), None, ())
@@ -96,8 +104,7 @@ def _done(result: Any) -> Deferred:
 def later(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Deferred:
     """``compiled.call(caller, named, body, *values)``, deferred where it runs compiled (its first call, which
     compiles it, runs at once as well); run at once otherwise (its result is then in the ``Deferred``)."""
-    config = jax.config  # JAX's NaN/Inf checks on: their errors belong at the call (read as JAX says to)
-    if compiled.eager_mode() or getattr(config, "jax_debug_nans", False) or getattr(config, "jax_debug_infs", False):
+    if compiled.eager_mode() or checking_nans():
         return _done(compiled.call(caller, named, body, *values))
     float64 = jax.dtypes.canonicalize_dtype(np.float64)
     found = compiled.find(body, values, float64)

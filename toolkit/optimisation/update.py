@@ -296,11 +296,7 @@ def _fused_step(ps: Params, record: _Record, pending: tuple, values: tuple) -> b
         record.later_state(chain.state_tree, leaves[cut:])
     else:
         new, record.state, _ = compiled.output(fusion.entry, leaves)
-        if not record.all_float:  # the leaves it does not optimise, as they were
-            new = filters.combine(new, filters.partition(values)[1])
-    for box, value in zip(ps, new):
-        box.value = value
-    record.assigned = None  # the program's checks (or the chain's) stand for the shape check
+    _write(ps, record, new, values, remember=False)  # its checks (or the chain's) stand for the shape check
     record.chain = _chain(fusion, record, values, new, arrays, leaves, chain)
     return True
 
