@@ -11,14 +11,17 @@ that computes the gradient and, after it, that update; the gradient is returned,
 the update kept. The ``tk.update`` that follows, given those very objects, returns
 the update kept instead of running a program; given anything else (another state,
 parameters or gradient, or the same containers with other contents) it runs its
-own program as always, and the update worked out ahead is dropped (where that keeps happening, as with a new
-optimiser object each step, it stops working updates out ahead for that pair of programs).
+own program as always, and the update worked out ahead is dropped (where that
+keeps happening, as with a new optimiser object each step, it stops working
+updates out ahead for that pair of programs).
 
 The gradient handed back is the one the kept update used, bit for bit (the fused
-program's, through an optimisation barrier); the update is what ``tk.update``
-computes on those values. Nothing runs ahead for NumPy parameters or state (they
-change in place), above ``_MOST_KEPT`` bytes of state and parameters (a large
-step is not worth keeping twice), under ``jax_debug_nans``/``jax_debug_infs``
+program's, read through an optimisation barrier, and the same bits as the
+gradient's own program gives); the update is what ``tk.update`` computes on
+those values. Nothing runs ahead for NumPy parameters or state (they change in
+place), above ``_MOST_KEPT`` bytes of state and parameters (a large step is not
+worth keeping twice; below it, a thread keeps its last step's state and
+parameters until its next call), under ``jax_debug_nans``/``jax_debug_infs``
 (their errors belong at the call that makes them), or inside ``tk.eager()``.
 
 Example:
