@@ -19,7 +19,7 @@ The gradient handed back is the one the kept update used, bit for bit (the fused
 program's, read through an optimisation barrier, and the same bits as the
 gradient's own program gives); the update is what ``tk.update`` computes on
 those values. Nothing runs ahead for NumPy parameters or state (they change in
-place), above ``_MOST_KEPT`` bytes of state and parameters (a large step is not
+place), above ``deferred.MOST_KEPT`` bytes of state and parameters (a large step is not
 worth keeping twice; below it, a thread keeps its last step's state and
 parameters until its next call), under ``jax_debug_nans``/``jax_debug_infs``
 (their errors belong at the call that makes them), or inside ``tk.eager()``.
@@ -46,12 +46,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from toolkit import closures, compiled, deferred, filters
+from toolkit import compiled, deferred, filters
 
 __all__ = ["MISS", "call", "learn", "taken"]
 
 MISS = deferred.MISS  # what taken() returns where no update was worked out ahead for its values
-_MOST_KEPT = 1 << 20  # bytes of state and parameters above which nothing runs ahead
 
 
 class _Last:
@@ -227,8 +226,7 @@ def learn(caller: str, named: Any, body: Callable[..., Any], prefix: tuple, grad
             pair.failures += 1
             return
         deferred.remember(pair, fusion)
-        remembered = closures.remembered(prefix[1]) is not None  # an optimiser's arrays are its own
-        fusion.frozen = remembered and deferred.frozen(prefix[2]) and deferred.frozen(prefix[3])
+        deferred.judge_frozen(fusion, prefix[1], prefix[2], prefix[3], arrays)
     if fusion.wasted <= _WASTE_ALLOWED + fusion.used // 8:  # while it pays (a new optimiser object each step: not)
         slot.ahead = _Ahead(fusion, index, caller, prefix[1], result[1])
 
@@ -246,4 +244,4 @@ def _index(last: _Last, grads: int, params: int) -> int | None:
 def _worth_keeping(arrays: list[Any]) -> bool:
     """Only JAX arrays (NumPy ones change in place), and not too many bytes of them."""
     kind = filters.concrete_array_type()
-    return all(type(a) is kind for a in arrays) and sum(a.nbytes for a in arrays) <= _MOST_KEPT
+    return all(type(a) is kind for a in arrays) and sum(a.nbytes for a in arrays) <= deferred.MOST_KEPT

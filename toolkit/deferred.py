@@ -36,12 +36,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from toolkit import compiled, filters, guards, structs
+from toolkit import closures, compiled, filters, guards, structs
 
 __all__ = [
     "Deferred",
     "Fusion",
     "MISS",
+    "MOST_KEPT",
     "arrays_of",
     "call_after",
     "checking_nans",
@@ -49,6 +50,7 @@ __all__ = [
     "execute",
     "frozen",
     "fused",
+    "judge_frozen",
     "later",
     "learn",
     "matching",
@@ -147,6 +149,18 @@ def closes(fusion: Fusion, chained: bool) -> None:
     feeds it its outputs then collects their arrays without the checks."""
     if chained:
         fusion.closed = True
+
+
+MOST_KEPT = 1 << 20  # bytes of a fused program's outputs a loop may keep (strongly) to feed back to it
+
+
+def judge_frozen(fusion: Fusion, opt: Any, state: Any, params: Any, arrays: Any) -> bool:
+    """Set (and return) ``fusion.frozen`` from the first values its checks let through: the optimiser ``opt`` is
+    remembered by identity (its arrays are its own), ``state`` and ``params`` cannot change in place, and
+    ``arrays`` (what a loop would keep to feed back) are at most :data:`MOST_KEPT` bytes."""
+    small = sum(a.nbytes for a in arrays) <= MOST_KEPT
+    fusion.frozen = small and closures.remembered(opt) is not None and frozen(state) and frozen(params)
+    return fusion.frozen
 
 
 def frozen(x: Any) -> bool:

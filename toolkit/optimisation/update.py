@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toolkit import ahead, closures, compiled, deferred, filters
+from toolkit import ahead, compiled, deferred, filters
 from toolkit._show import describe
 from toolkit.params import Grads, Params
 
@@ -318,9 +318,7 @@ def _chain(
     if chain is not None and chain.fusion is fusion:
         return _Chain(fusion, chain.opt_arrays, chain.state_tree, tuple(leaves[len(new) :]), new)
     if fusion.frozen is None:  # what its checks let through: JAX arrays in tuples (optax's states) and structs
-        small = sum(a.nbytes for a in leaves) <= _MOST_CHAINED  # kept by the record: not too many bytes
-        remembered = closures.remembered(record.opt) is not None  # an optimiser's arrays are its own
-        fusion.frozen = small and remembered and deferred.frozen((record.state, values))
+        deferred.judge_frozen(fusion, record.opt, record.state, values, leaves)  # leaves: what the record keeps
     kind = filters.concrete_array_type()
     if not (fusion.frozen and record.all_float and all(type(v) is kind for v in new)):
         return None
@@ -333,9 +331,6 @@ def _chain(
 
 def _same(values: tuple[Any, ...], written: tuple[Any, ...]) -> bool:
     return len(values) == len(written) and all(map(operator.is_, values, written))
-
-
-_MOST_CHAINED = 1 << 20  # bytes of values a record keeps (strongly) to feed the next step's program without checks
 
 
 def _write(ps: Params, record: _Record, new: tuple[Any, ...], values: tuple[Any, ...], remember: bool = True) -> None:
