@@ -290,3 +290,23 @@ def test_a_new_optimiser_object_each_step_stops_running_ahead_and_matches_eager(
     assert len(fused) <= 8  # each update worked out ahead was thrown away: it stopped after a few
     with tk.eager():
         np.testing.assert_allclose(ran, run(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [tk.Momentum, lambda: tk.Adam(0.01)], ids=["momentum", "adam"])
+def test_updates_worked_out_ahead_are_the_bits_of_tk_updates_own_program(make):
+    # XLA contracts a * b + c into one fused multiply-add (rounded once): a program computing a gradient and then
+    # Adam's b1 * mu + (1 - b1) * g would round differently from the two programs. Oracle: tk.update's own program
+    # on copies of each step's values (new arrays: nothing worked out ahead for them).
+    opt = make()
+    z, steps = jnp.eye(3), []
+    state = tk.setup(opt, z)
+    for i in range(12):
+        x = ROWS[i]
+        (g,) = tk.gradient(lambda z: tk.mse(jnp.sin(z @ x), TARGET @ x), z)
+        new, new_state = tk.update(opt, state, z, g)
+        steps.append(((state, z, g), (new, new_state)))
+        z, state = new, new_state
+    for values, got in steps:
+        want = tk.update(opt, *jax.tree.map(jnp.array, values))
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

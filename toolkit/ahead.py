@@ -38,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 import operator
 import threading
 from collections.abc import Callable
@@ -46,7 +47,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from toolkit import compiled, deferred, filters
+from toolkit import compiled, deferred, filters, structs
 
 __all__ = ["MISS", "call", "learn", "taken"]
 
@@ -95,6 +96,9 @@ class _Slot(threading.local):
     last: _Last | None = None  # per thread; class defaults read fast
     ahead: _Ahead | None = None
     kept: _Kept | None = None
+    ops: _Ops | None = None  # the struct arithmetic since the latest gradient call (see the section below)
+    made: _Made | None = None
+    arithmetic: Any = None  # the fused program of the last arithmetic taken (found without its key)
 
 
 _SLOT = _Slot()
@@ -111,6 +115,9 @@ def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any
     """``compiled.call(caller, named, body, *values)`` for a gradient body (``values`` = ``(caller, f, args,
     has_aux)``), computing the update that will follow it as well where the last step showed which one."""
     slot = _SLOT
+    ops, slot.ops = slot.ops, None  # the struct arithmetic since the last gradient call
+    if slot.made is not None:  # arithmetic worked out with the last gradient and not all taken
+        _drop_made(slot)
     if compiled.eager_mode() or deferred.checking_nans():
         slot.last = slot.ahead = slot.kept = None
         return compiled.call(caller, named, body, *values)
@@ -125,6 +132,10 @@ def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any
     ahead = slot.ahead
     if ahead is not None and ahead.fusion.first is entry:
         result = _run_ahead(slot, ahead, entry, values, arrays)
+        if result is not MISS:
+            return result
+    elif ops is not None and ops.last.entry is entry and _continues(ops, values[2]):
+        result = _arithmetic_ahead(slot, ops, entry, values, arrays)
         if result is not MISS:
             return result
     slot.kept = None
@@ -227,11 +238,23 @@ def learn(caller: str, named: Any, body: Callable[..., Any], prefix: tuple, grad
             return
         deferred.remember(pair, fusion)
         deferred.judge_frozen(fusion, prefix[1], prefix[2], prefix[3], arrays)
-    if fusion.wasted <= _WASTE_ALLOWED + fusion.used // 8:  # while it pays (a new optimiser object each step: not)
+    if _pays(fusion):  # (a new optimiser object each step: not)
         slot.ahead = _Ahead(fusion, index, caller, prefix[1], result[1])
 
 
 _WASTE_ALLOWED = 4  # updates worked out ahead and not taken, before it stops (plus one for every 8 taken)
+_RETRY_AFTER = 64  # chances skipped after it stopped, before it tries again (the loop may have changed)
+
+
+def _pays(fusion: Any) -> bool:
+    """Whether working out ahead with ``fusion`` pays: not where what it works out keeps being thrown away (a new
+    optimiser object, or a new step size, each step); after a while it is tried again."""
+    if fusion.wasted <= _WASTE_ALLOWED + fusion.used // 8:
+        return True
+    fusion.skipped += 1
+    if fusion.skipped >= _RETRY_AFTER:
+        fusion.skipped = fusion.wasted = fusion.used = 0
+    return False
 
 
 def _index(last: _Last, grads: int, params: int) -> int | None:
@@ -245,3 +268,286 @@ def _worth_keeping(arrays: list[Any]) -> bool:
     """Only JAX arrays (NumPy ones change in place), and not too many bytes of them."""
     kind = filters.concrete_array_type()
     return all(type(a) is kind for a in arrays) and sum(a.nbytes for a in arrays) <= deferred.MOST_KEPT
+
+
+# --- struct arithmetic worked out ahead ------------------------------------------
+# The seed's colour loop, ``(g,) = tk.gradient(loss, colour); colour = colour - eta * g``,
+# runs a gradient program and then two of struct arithmetic a step (each operation is
+# one call, see toolkit.structs). Each step's arithmetic is on that step's gradient and
+# argument, and what it makes is the next step's argument. Once a step has shown that,
+# the next gradient call runs one program that computes the same arithmetic on its own
+# gradient and argument too, and the struct operations that follow, given those very
+# operands (numbers: equal ones), return what it made; any other operation on them
+# drops what was made (counted as wasted, as for updates).
+
+_MOST_OPS = 8  # struct operations after one gradient call that are followed
+
+
+class _Ops:
+    """The struct arithmetic a thread did after its gradient call ``last``, on that call's gradients and arguments
+    and on what that made: each operation as ``(op, reflected, a, b)``, its operands named by where they came from
+    (``("g", i)``: gradient i; ``("x", i)``: argument i; ``("r", j)``: operation j's result; ``("c", k)``: the k-th
+    number or array it read), the numbers and arrays read, the results' ids, and the named structs' field counts."""
+
+    __slots__ = ("last", "pattern", "consts", "made", "sizes")
+
+    def __init__(self, last: _Last):
+        self.last = last
+        self.pattern: list[tuple] = []
+        self.consts: list[Any] = []
+        self.made: list[int] = []
+        self.sizes: dict[tuple[str, int], int] = {}
+
+    def where(self, x: Any) -> tuple[str, int] | None:
+        i = id(x)
+        for name, ids in (("g", self.last.grads), ("x", self.last.args), ("r", self.made)):
+            if i in ids:
+                at = (name, ids.index(i))
+                if name != "r" and at not in self.sizes:
+                    self.sizes[at] = len(structs.data_of(x))
+                return at
+        return None
+
+
+def _seen(op: Callable, reflected: bool, a: Any, b: Any, result: Any) -> None:
+    """``structs`` computed ``a op b`` (``b op a`` if ``reflected``) as ``result``: noted if it is arithmetic on
+    the thread's last gradient call."""
+    slot = _SLOT
+    last = slot.last
+    if last is None:
+        return
+    ops = slot.ops
+    if ops is None or ops.last is not last:
+        ops = slot.ops = _Ops(last)
+    if len(ops.pattern) >= _MOST_OPS:
+        return
+    first = ops.where(a)
+    if first is None:
+        return
+    second = ops.where(b) if structs.is_struct(b) else None
+    if second is None:
+        if type(b) not in (int, float) and type(b) is not filters.concrete_array_type():
+            return
+        second = ("c", len(ops.consts))
+        ops.consts.append(b)
+    ops.pattern.append((op, reflected, first, second))
+    ops.made.append(id(result))
+
+
+def _continues(ops: _Ops, args: tuple) -> bool:
+    """Whether a gradient call on ``args`` goes on from the arithmetic ``ops``: an argument is what it made."""
+    made = ops.made
+    for a in args:
+        if id(a) in made:
+            return True
+    return False
+
+
+class _Arithmetic:
+    """A pattern of struct arithmetic, as the second part of a fused program (``deferred.Fusion``): a function of
+    the numbers and arrays it reads, then the gradients' fields (and the gradient program's inputs, among which
+    are the arguments' fields, at ``positions``) to every result's fields, in order. What one operation makes is
+    read by the next through ``deferred.exact_copy``, so XLA computes each as the operation's own program does."""
+
+    __slots__ = ("pattern", "args", "grads", "n_consts", "named", "sizes", "positions", "consts")
+    reads_first = True
+
+    def __init__(self, pattern: tuple, sizes: dict[tuple[str, int], int], n_consts: int):
+        self.pattern, self.n_consts = pattern, n_consts
+        self.args = sorted(at for at in sizes if at[0] == "x")
+        self.grads = sorted(at for at in sizes if at[0] == "g")
+        self.named = dict(sizes)  # the field counts of the gradients and arguments it reads
+        self.sizes = dict(sizes)
+        for j, (_, _, a, _) in enumerate(pattern):
+            self.sizes["r", j] = self.sizes[a]
+        self.positions: tuple[int, ...] = ()  # where the arguments' fields are among the gradient program's inputs
+        self.consts: tuple[tuple, tuple] = ((), ())  # the last numbers read, and them as arrays
+
+    def function(self, flat: tuple, first_arrays: tuple, zero: Any) -> list[Any]:
+        values: dict[tuple[str, int], Any] = {}
+        position = 0
+        for at in self.args:
+            values[at] = tuple(first_arrays[k] for k in self.positions[position : position + self.sizes[at]])
+            position += self.sizes[at]
+        for k in range(self.n_consts):
+            values["c", k] = flat[k]
+        position = self.n_consts
+        for at in self.grads:
+            values[at] = tuple(flat[position : position + self.sizes[at]])
+            position += self.sizes[at]
+        out: list[Any] = []
+        for j, (op, reflected, a, b) in enumerate(self.pattern):
+            apply = structs.fields_arithmetic if b[0] == "c" else structs.pairs_arithmetic
+            made = apply(op, reflected, values[a], values[b])
+            out.extend(made)
+            values["r", j] = deferred.exact_copy(made, zero)
+        return out
+
+    def fields(self, args: tuple) -> list[Any]:
+        """The fields of the arguments the arithmetic reads, in the order of :attr:`positions`."""
+        return [a for _, i in self.args for a in structs.data_of(args[i])]
+
+    def reads(self, args: tuple, arrays: tuple) -> bool:
+        """Whether the arguments' fields are at :attr:`positions` among the gradient program's inputs."""
+        fields = self.fields(args)
+        positions = self.positions
+        return len(fields) == len(positions) and all(arrays[k] is a for k, a in zip(positions, fields))
+
+    def constants(self, consts: tuple) -> tuple:
+        """The numbers and arrays read, numbers as the (weakly typed) arrays a jitted call makes of them, made once
+        while the numbers stay the same (only numbers are kept: arrays are the user's)."""
+        numbers, made = self.consts
+        if len(numbers) == len(consts) and all(
+            a is b or _same_number(a, b) for a, b in zip(consts, numbers) if b is not None
+        ):
+            return tuple(c if m is None else m for c, m in zip(consts, made))
+        number = [type(c) in (int, float) for c in consts]
+        made = tuple(jax.numpy.asarray(c) if n else None for c, n in zip(consts, number))
+        self.consts = (tuple(c if n else None for c, n in zip(consts, number)), made)
+        return tuple(c if m is None else m for c, m in zip(consts, made))
+
+
+@functools.cache
+def _pick_fields(grads: tuple[int, ...]) -> Callable[[Any], Any]:
+    """The fields of the gradients ``grads`` (indices) from what a gradient body returns."""
+    return lambda out: tuple(structs.data_of(out[1][i]) for i in grads)
+
+
+def _arithmetic_fusion(entry: Any, ops: _Ops, args: tuple, arrays: tuple) -> Any:
+    """The fused program of ``entry``'s gradient and the arithmetic ``ops`` (made if new); ``None`` if none."""
+    pattern = tuple(ops.pattern)
+    recent = _SLOT.arithmetic
+    if recent is not None and recent.first is entry and recent.entry.pattern == pattern:
+        return recent
+    program = _Arithmetic(pattern, ops.sizes, len(ops.consts))
+    key = (("arithmetic", pattern), _pick_fields(tuple(i for _, i in program.grads)))
+    pair = deferred.pair_of(entry, key)
+    if pair.fusions:
+        return pair.fusions[0]
+    if not deferred.may_try(pair):
+        return None
+    fields = program.fields(args)
+    where = {id(a): k for k, a in enumerate(arrays)}
+    program.positions = tuple(where.get(id(a), -1) for a in fields)
+    kept = [c for c in ops.consts if type(c) not in (int, float)]
+    if not (
+        program.reads(args, arrays)
+        and all(deferred.frozen(args[i]) for _, i in program.args)
+        and _worth_keeping([*fields, *kept])
+    ):
+        pair.failures += 1
+        return None
+    fusion = deferred.Fusion(_no_prefix, entry, program, key, keep_first=True)
+    deferred.remember(pair, fusion)
+    return fusion
+
+
+def _no_prefix(values: Any, arrays: list) -> bool:
+    """The checks of what comes before the gradient in arithmetic worked out ahead: nothing does (never asked)."""
+    return False
+
+
+class _Made:
+    """Struct arithmetic worked out with the gradient call ``last``: each operation expected next (``(op,
+    reflected, a, b)`` with its operands), what it made, and how many of them were taken so far."""
+
+    __slots__ = ("fusion", "expect", "made", "taken", "last", "consts")
+
+    def __init__(self, fusion: Any, expect: list[tuple], made: list[Any], last: _Last, consts: tuple):
+        self.fusion, self.expect, self.made, self.taken = fusion, expect, made, 0
+        self.last, self.consts = last, consts
+
+    def knows(self, x: Any) -> bool:
+        """Whether ``x`` is an operand or a result of the arithmetic."""
+        return any(x is m for m in self.made) or any(x is a or x is b for _, _, a, b in self.expect)
+
+    def ops(self) -> _Ops:
+        """The operations taken so far, as the thread's arithmetic since the gradient call."""
+        program: _Arithmetic = self.fusion.entry
+        ops, taken = _Ops(self.last), self.taken
+        ops.made = [id(m) for m in self.made[:taken]]
+        if taken == len(program.pattern):  # all of them (a loop going on)
+            ops.pattern, ops.consts, ops.sizes = list(program.pattern), list(self.consts), dict(program.named)
+            return ops
+        ops.pattern = list(program.pattern[:taken])
+        used = {at for _, _, a, b in ops.pattern for at in (a, b)}
+        ops.consts = [c for k, c in enumerate(self.consts) if ("c", k) in used]
+        ops.sizes = {at: size for at, size in program.named.items() if at in used}
+        return ops
+
+
+def _arithmetic_ahead(slot: _Slot, ops: _Ops, entry: Any, values: tuple, arrays: tuple) -> Any:
+    args = values[2]
+    fusion = _arithmetic_fusion(entry, ops, args, arrays)
+    if fusion is None or not _pays(fusion):
+        return MISS
+    program: _Arithmetic = fusion.entry
+    if not program.reads(args, arrays):
+        return MISS
+    consts = tuple(ops.consts)
+    leaves = deferred.execute(fusion, values, arrays, (), program.constants(consts))
+    if leaves is MISS:
+        return MISS
+    first_leaves, then_leaves = leaves
+    result = compiled.output(entry, first_leaves)
+    grads = result[1]
+    made: list[Any] = []
+    expect: list[tuple] = []
+    position = 0
+    for j, (op, reflected, a, b) in enumerate(program.pattern):
+        operands = []
+        for name, i in (a, b):
+            operands.append(
+                grads[i] if name == "g" else args[i] if name == "x" else consts[i] if name == "c" else made[i]
+            )
+        size = program.sizes["r", j]
+        expect.append((op, reflected, *operands))
+        made.append(structs.like(operands[0], then_leaves[position : position + size]))
+        position += size
+    slot.last = last = _Last(entry, result, args)
+    slot.made = _Made(fusion, expect, made, last, consts)
+    return result
+
+
+def _kept(op: Callable, reflected: bool, a: Any, b: Any) -> Any:
+    """What ``structs`` should return for ``a op b`` (``b op a`` if ``reflected``) if it was worked out with the
+    last gradient; ``None`` if not."""
+    slot = _SLOT
+    made = slot.made
+    if made is None:
+        return None
+    j = made.taken
+    want_op, want_reflected, want_a, want_b = made.expect[j]
+    if (
+        a is want_a
+        and op is want_op
+        and reflected is want_reflected
+        and (b is want_b or _same_number(b, want_b))
+        and made.fusion.first.float64 is jax.dtypes.canonicalize_dtype(np.float64)
+    ):
+        made.taken = j + 1
+        if j + 1 == len(made.made):  # all taken: the next gradient call goes on from them
+            slot.made, slot.arithmetic, slot.ops = None, made.fusion, made.ops()
+            made.fusion.used += 1
+        return made.made[j]
+    if made.knows(a) or made.knows(b):  # the loop does something else with them now
+        slot.ops = made.ops()
+        _drop_made(slot)
+    return None
+
+
+def _same_number(b: Any, want: Any) -> bool:
+    """Whether ``b`` is the number ``want``: same type, equal, and the same sign where zero (``-0.0``)."""
+    kind = type(b)
+    if kind is not type(want) or kind not in (int, float) or b != want:
+        return False
+    return b != 0 or math.copysign(1.0, b) == math.copysign(1.0, want)
+
+
+def _drop_made(slot: _Slot) -> None:
+    made, slot.made = slot.made, None
+    if made is not None:
+        made.fusion.wasted += 1
+
+
+structs.watch_arithmetic(_kept, _seen)

@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,7 @@ __all__ = [
     "call_after",
     "checking_nans",
     "closes",
+    "exact_copy",
     "execute",
     "frozen",
     "fused",
@@ -128,9 +130,12 @@ def later(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> De
 
 class Fusion:
     """One program: a call's program, then a call that reads (part of) its result as its last value; it returns
-    the second call's output array leaves, or with ``keep_first`` the leaves of both (first's, then second's)."""
+    the second call's output array leaves, or with ``keep_first`` the leaves of both (first's, then second's).
+    ``then`` is an entry of ``toolkit.compiled``, or any object with its ``function(arrays)`` (with a true
+    ``reads_first``: ``function(arrays, first_arrays, zero)``, also given the first program's input arrays and the
+    ``-0.0`` that :func:`exact_copy` adds)."""
 
-    __slots__ = ("prefix", "first", "entry", "key", "program", "frozen", "closed", "used", "wasted")
+    __slots__ = ("prefix", "first", "entry", "key", "program", "frozen", "closed", "used", "wasted", "skipped")
 
     def __init__(self, prefix: guards.Match, first: Any, then: Any, key: tuple, keep_first: bool = False):
         self.prefix, self.first, self.entry, self.key = prefix, first, then, key  # key: (body, pick) in first.after
@@ -140,6 +145,7 @@ class Fusion:
         self.frozen: bool | None = None
         self.closed = False
         self.used = self.wasted = 0  # run ahead (toolkit.ahead): how often its second result was taken, or not
+        self.skipped = 0  # and how often it was not run ahead since (because too much was wasted)
 
 
 def closes(fusion: Fusion, chained: bool) -> None:
@@ -197,18 +203,43 @@ _FAILURES_PER_PAIR = 4
 
 
 def _fused(first: Any, then: Any, pick: Callable, keep_first: bool) -> Callable:
-    def fused(first_arrays: tuple, prefix_arrays: tuple) -> Any:
+    reads_first = getattr(then, "reads_first", False)  # a second call that reads the first one's arrays too
+
+    def fused(first_arrays: tuple, prefix_arrays: tuple, zero: Any) -> Any:
         first_values, prefix = _TRACING.values  # traced once: the calls' Python values, set around each call
         prefix_values: Any = prefix() if callable(prefix) else prefix  # a function: made only now, where traced
         with compiled.reading(first_values):
             first_leaves = first.function(first_arrays)
-        # A barrier: XLA must not rewrite the first program's arithmetic into the second's.
-        picked = jax.lax.optimization_barrier(pick(compiled.output(first, first_leaves)))
+        picked = exact_copy(pick(compiled.output(first, first_leaves)), zero)
         with compiled.reading((*prefix_values, picked)):
-            then_leaves = then.function((*prefix_arrays, *jax.tree.leaves(picked)))
+            then_arrays = (*prefix_arrays, *jax.tree.leaves(picked))
+            if reads_first:
+                then_leaves = then.function(then_arrays, first_arrays, zero)
+            else:
+                then_leaves = then.function(then_arrays)
         return (first_leaves, then_leaves) if keep_first else then_leaves
 
     return fused
+
+
+def exact_copy(tree: Any, zero: Any) -> Any:
+    """``tree``'s arrays, as they are, but out of reach of XLA's fusion: what made them can no longer be fused
+    with what reads them. XLA contracts ``a * b + c`` into one fused multiply-add, which rounds once instead of
+    twice, across ``jax.lax.optimization_barrier`` too (on CPU); so a program that computes a gradient and then an
+    update of it would differ in the last bit from the two programs run one after the other. A conditional on an
+    input of the program (``zero``, ``-0.0``: XLA cannot know which branch runs) hands them on as they are."""
+    leaves, treedef = jax.tree.flatten(tree)
+    if not leaves:
+        return tree
+    kept = jax.lax.cond(
+        jax.numpy.signbit(zero), lambda xs: xs, lambda xs: [jax.numpy.zeros_like(x) for x in xs], leaves
+    )
+    return jax.tree.unflatten(treedef, kept)
+
+
+@functools.cache
+def _minus_zero() -> Any:
+    return jax.numpy.asarray(np.float32(-0.0))
 
 
 class _Tracing(threading.local):
@@ -278,7 +309,7 @@ def execute(fusion: Fusion, first_values: tuple, first_arrays: tuple, prefix: An
     tracing it failed (then it is dropped, and counted against its pair)."""
     _TRACING.values = (first_values, prefix)
     try:
-        return fusion.program(first_arrays, arrays)
+        return fusion.program(first_arrays, arrays, _minus_zero())
     except (*compiled.NEEDS_VALUES, compiled.StaleValues):  # tracing it failed: never again (one by one instead)
         pair = fusion.first.after.get(fusion.key)
         if pair is not None and fusion in pair.fusions:

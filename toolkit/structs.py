@@ -31,7 +31,16 @@ import numpy as np
 from toolkit._show import describe, short_repr
 from toolkit.filters import concrete_array_type, is_numeric, non_numeric
 
-__all__ = ["field", "is_struct", "struct"]
+__all__ = [
+    "data_of",
+    "field",
+    "fields_arithmetic",
+    "is_struct",
+    "like",
+    "pairs_arithmetic",
+    "struct",
+    "watch_arithmetic",
+]
 
 T = TypeVar("T")
 
@@ -466,17 +475,26 @@ def _pairwise_field(op: Callable, symbol: str, a: Any, b: Any, path: str) -> Any
 # ``**`` keeps the plain path: a Python exponent must stay static (integer_pow).
 
 
+def fields_arithmetic(op: Callable, reflected: bool, leaves: tuple, other: Any) -> tuple:
+    """``op`` of each of a struct's data fields ``leaves`` with one array or number ``other`` (``other op field``
+    if ``reflected``): what struct arithmetic with a number or an array computes."""
+    return tuple(op(other, leaf) if reflected else op(leaf, other) for leaf in leaves)
+
+
+def pairs_arithmetic(op: Callable, reflected: bool, leaves: tuple, others: tuple) -> tuple:
+    """``op`` of two structs' data fields, pair by pair (``others``' first if ``reflected``)."""
+    first, second = (others, leaves) if reflected else (leaves, others)
+    return tuple(op(a, b) for a, b in zip(first, second))
+
+
 @functools.cache
 def _fields_at_once(op: Callable, reflected: bool) -> Callable:
-    def apply(leaves: tuple, other: Any) -> tuple:
-        return tuple(op(other, leaf) if reflected else op(leaf, other) for leaf in leaves)
-
-    return jax.jit(apply)
+    return jax.jit(functools.partial(fields_arithmetic, op, reflected))
 
 
 @functools.cache
-def _pairs_at_once(op: Callable) -> Callable:
-    return jax.jit(lambda xs, ys: tuple(op(x, y) for x, y in zip(xs, ys)))
+def _pairs_at_once(op: Callable, reflected: bool) -> Callable:
+    return jax.jit(functools.partial(pairs_arithmetic, op, reflected))
 
 
 def _concrete_arrays(values: tuple[Any, ...]) -> bool:
@@ -498,6 +516,11 @@ def _at_once(op: Callable, symbol: str, self: Any, other: Any, reflected: bool) 
     data, static = getattr(kind, _FIELDS)
     if op is operator.pow or not data:
         return None
+    watch = _WATCH
+    if watch.kept is not None:
+        made = watch.kept(op, reflected, self, other)
+        if made is not None:
+            return made
     leaves = _data_getter(kind)(self)
     if type(other) is kind:
         if static and any(getattr(self, f) != getattr(other, f) for f in static):
@@ -508,8 +531,7 @@ def _at_once(op: Callable, symbol: str, self: Any, other: Any, reflected: bool) 
         for f, a, b in zip(data, leaves, others):
             if a.shape != b.shape:
                 _check_broadcast(f"{kind.__name__}.{f}", a, b)
-        first, second = (others, leaves) if reflected else (leaves, others)
-        results = _pairs_at_once(op)(first, second)
+        results = _pairs_at_once(op, reflected)(leaves, others)
     elif is_struct(other):
         return None
     else:
@@ -519,12 +541,48 @@ def _at_once(op: Callable, symbol: str, self: Any, other: Any, reflected: bool) 
         for f, leaf in zip(data, leaves) if not number else ():  # a number broadcasts with any field
             _check_broadcast(f"{kind.__name__}.{f}", leaf, other)
         results = _fields_at_once(op, reflected)(leaves, other)
+    obj = like(self, results)
+    if watch.seen is not None:
+        watch.seen(op, reflected, self, other, obj)
+    return obj
+
+
+def like(x: Any, leaves: Any) -> Any:
+    """A struct of ``x``'s type and static fields whose data fields are ``leaves`` (in field order), made without
+    running ``__init__`` (what arithmetic on ``x`` returns)."""
+    kind = type(x)
+    data, static = getattr(kind, _FIELDS)
     obj = object.__new__(kind)
     for f in static:
-        object.__setattr__(obj, f, getattr(self, f))
-    for f, value in zip(data, results):
+        object.__setattr__(obj, f, getattr(x, f))
+    for f, value in zip(data, leaves):
         object.__setattr__(obj, f, value)
     return obj
+
+
+def data_of(x: Any) -> tuple[Any, ...]:
+    """The struct ``x``'s data fields, in field order."""
+    return _data_getter(type(x))(x)
+
+
+class _Watch:
+    """Where a module above this one follows struct arithmetic (``toolkit.ahead``, see :func:`watch_arithmetic`)."""
+
+    kept: Callable[[Callable, bool, Any, Any], Any] | None = None
+    seen: Callable[[Callable, bool, Any, Any, Any], None] | None = None
+
+
+_WATCH = _Watch()
+
+
+def watch_arithmetic(
+    kept: Callable[[Callable, bool, Any, Any], Any], seen: Callable[[Callable, bool, Any, Any, Any], None]
+) -> None:
+    """Have struct arithmetic done in one call (every data field a concrete JAX array) ask ``kept(op, reflected,
+    self, other)`` first for a result worked out before (``None``: none, it is computed), and tell ``seen(op,
+    reflected, self, other, result)`` of each one it computes. (For ``toolkit.ahead``, which sits above this
+    module: a gradient's program can then also compute the arithmetic a loop makes of it.)"""
+    _WATCH.kept, _WATCH.seen = kept, seen
 
 
 def _dispatch(op: Callable, symbol: str, dunder: str, self: Any, other: Any, reflected: bool) -> Any:
