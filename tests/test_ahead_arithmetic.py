@@ -59,8 +59,10 @@ def counting(monkeypatch):
 def test_the_colour_loop_steps_along_each_gradient_it_was_handed_bit_for_bit(monkeypatch):
     fused = counting(monkeypatch)
     colour = RGB(jnp.float32(1.0), jnp.float32(1.0), jnp.float32(1.0))
+    loss = lambda y: colordiff(RED, y, reference_white="space")  # noqa: E731
     for _ in range(12):
-        (g,) = tk.gradient(lambda y: colordiff(RED, y, reference_white="space"), colour)
+        at = colour
+        (g,) = tk.gradient(loss, colour)
         step = ETA * g
         new = colour - step
         for f in ("r", "g", "b"):
@@ -71,6 +73,9 @@ def test_the_colour_loop_steps_along_each_gradient_it_was_handed_bit_for_bit(mon
         colour = new
     assert len(fused) >= 9  # from the third step on, the gradient's program did the arithmetic too
     assert type(colour) is RGB and float(colour.r) > float(colour.g)  # moved toward red
+    (alone,) = tk.gradient(loss, RGB(*(jnp.array(getattr(at, f)) for f in ("r", "g", "b"))))  # its own program
+    for f in ("r", "g", "b"):
+        np.testing.assert_array_equal(np.asarray(getattr(g, f)), np.asarray(getattr(alone, f)))
 
 
 def test_the_gradients_are_the_bits_of_the_gradients_own_program():

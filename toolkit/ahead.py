@@ -1,4 +1,4 @@
-"""Updates run ahead: a gradient's program also takes the ``tk.update`` that the loop will make of it.
+"""Work run ahead: a gradient's program also computes what the loop will make of the gradient next.
 
 The explicit loop ``(g,) = tk.gradient(loss, z); z, state = tk.update(opt, state, z, g)``
 returns real arrays from ``tk.gradient`` (nothing can be deferred, as
@@ -13,16 +13,26 @@ the update kept instead of running a program; given anything else (another state
 parameters or gradient, or the same containers with other contents) it runs its
 own program as always, and the update worked out ahead is dropped (where that
 keeps happening, as with a new optimiser object each step, it stops working
-updates out ahead for that pair of programs).
+updates out ahead for that pair of programs, and tries again after a while).
 
-The gradient handed back is the one the kept update used, bit for bit (the fused
-program's, read through an optimisation barrier, and the same bits as the
-gradient's own program gives); the update is what ``tk.update`` computes on
-those values. Nothing runs ahead for NumPy parameters or state (they change in
-place), above ``deferred.MOST_KEPT`` bytes of state and parameters (a large step is not
-worth keeping twice; below it, a thread keeps its last step's state and
-parameters until its next call), under ``jax_debug_nans``/``jax_debug_infs``
-(their errors belong at the call that makes them), or inside ``tk.eager()``.
+The same holds for struct arithmetic on the gradient, the seed's colour loop
+``colour = colour - eta * g``: once a step has shown that the arithmetic it did
+on its gradient and argument made the next step's argument, the next gradient's
+program computes that arithmetic too, and each struct operation that follows,
+given the very operands (and equal numbers: ``-0.0`` is not ``0.0``), returns
+what it made; any other operation is computed as always.
+
+The gradient handed back is the one the kept update used, bit for bit, and the
+same bits as the gradient's own program gives; the update (or arithmetic) is what
+``tk.update`` (or the struct operation) computes on those values, bit for bit:
+the fused program hands the gradient on through ``deferred.exact_copy``, since XLA
+would otherwise fuse the two and round some sums differently (a multiply and an
+add contracted into one fused multiply-add). Nothing runs ahead for NumPy
+parameters or state (they change in place), above ``deferred.MOST_KEPT`` bytes of
+state and parameters (a large step is not worth keeping twice; below it, a thread
+keeps its last step's state and parameters until its next call), under
+``jax_debug_nans``/``jax_debug_infs`` (their errors belong at the call that makes
+them), or inside ``tk.eager()``.
 
 Example:
     >>> import jax.numpy as jnp, toolkit as tk
@@ -347,10 +357,12 @@ class _Arithmetic:
     """A pattern of struct arithmetic, as the second part of a fused program (``deferred.Fusion``): a function of
     the numbers and arrays it reads, then the gradients' fields (and the gradient program's inputs, among which
     are the arguments' fields, at ``positions``) to every result's fields, in order. What one operation makes is
-    read by the next through ``deferred.exact_copy``, so XLA computes each as the operation's own program does."""
+    read by the next through ``deferred.plus_minus_zero`` (and so are the gradients), so XLA computes each as the
+    operation's own program does."""
 
     __slots__ = ("pattern", "args", "grads", "n_consts", "named", "sizes", "positions", "consts")
     reads_first = True
+    hand_on = staticmethod(deferred.plus_minus_zero)
 
     def __init__(self, pattern: tuple, sizes: dict[tuple[str, int], int], n_consts: int):
         self.pattern, self.n_consts = pattern, n_consts
@@ -380,7 +392,7 @@ class _Arithmetic:
             apply = structs.fields_arithmetic if b[0] == "c" else structs.pairs_arithmetic
             made = apply(op, reflected, values[a], values[b])
             out.extend(made)
-            values["r", j] = deferred.exact_copy(made, zero)
+            values["r", j] = deferred.plus_minus_zero(made, zero)
         return out
 
     def fields(self, args: tuple) -> list[Any]:

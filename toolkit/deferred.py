@@ -49,6 +49,7 @@ __all__ = [
     "checking_nans",
     "closes",
     "exact_copy",
+    "plus_minus_zero",
     "execute",
     "frozen",
     "fused",
@@ -133,7 +134,8 @@ class Fusion:
     the second call's output array leaves, or with ``keep_first`` the leaves of both (first's, then second's).
     ``then`` is an entry of ``toolkit.compiled``, or any object with its ``function(arrays)`` (with a true
     ``reads_first``: ``function(arrays, first_arrays, zero)``, also given the first program's input arrays and the
-    ``-0.0`` that :func:`exact_copy` adds)."""
+    ``-0.0`` of :func:`exact_copy`; and its ``hand_on(tree, zero)``, where it has one, instead of
+    :func:`exact_copy`)."""
 
     __slots__ = ("prefix", "first", "entry", "key", "program", "frozen", "closed", "used", "wasted", "skipped")
 
@@ -204,13 +206,14 @@ _FAILURES_PER_PAIR = 4
 
 def _fused(first: Any, then: Any, pick: Callable, keep_first: bool) -> Callable:
     reads_first = getattr(then, "reads_first", False)  # a second call that reads the first one's arrays too
+    hand_on = getattr(then, "hand_on", exact_copy)  # how what the first call made reaches the second
 
     def fused(first_arrays: tuple, prefix_arrays: tuple, zero: Any) -> Any:
         first_values, prefix = _TRACING.values  # traced once: the calls' Python values, set around each call
         prefix_values: Any = prefix() if callable(prefix) else prefix  # a function: made only now, where traced
         with compiled.reading(first_values):
             first_leaves = first.function(first_arrays)
-        picked = exact_copy(pick(compiled.output(first, first_leaves)), zero)
+        picked = hand_on(pick(compiled.output(first, first_leaves)), zero)
         with compiled.reading((*prefix_values, picked)):
             then_arrays = (*prefix_arrays, *jax.tree.leaves(picked))
             if reads_first:
@@ -235,6 +238,25 @@ def exact_copy(tree: Any, zero: Any) -> Any:
         jax.numpy.signbit(zero), lambda xs: xs, lambda xs: [jax.numpy.zeros_like(x) for x in xs], leaves
     )
     return jax.tree.unflatten(treedef, kept)
+
+
+def plus_minus_zero(tree: Any, zero: Any) -> Any:
+    """``tree`` with ``zero`` (``-0.0``, an input of the program) added to its float and complex arrays: the same
+    bits (``x + -0.0`` is ``x`` for every ``x``), and cheaper than :func:`exact_copy`, but it only keeps a multiply
+    that made a value from being contracted with an add or subtract that reads it (``a * b + -0.0`` becomes a fused
+    multiply-add that rounds ``a * b`` once, as the multiply alone does). Enough between single elementwise
+    operations (struct arithmetic); not between whole programs (XLA may then contract other pairs)."""
+
+    def plus(x: Any) -> Any:
+        dtype = getattr(x, "dtype", None)
+        if dtype is None or not jax.numpy.issubdtype(dtype, jax.numpy.inexact):
+            return x
+        if jax.numpy.issubdtype(dtype, jax.numpy.complexfloating):
+            real = zero.astype(jax.numpy.finfo(dtype).dtype)
+            return x + jax.lax.complex(real, real)
+        return x + zero.astype(dtype)
+
+    return jax.tree.map(plus, tree)
 
 
 @functools.cache
