@@ -230,7 +230,9 @@ def exact_copy(tree: Any, zero: Any) -> Any:
     with what reads them. XLA contracts ``a * b + c`` into one fused multiply-add, which rounds once instead of
     twice, across ``jax.lax.optimization_barrier`` too (on CPU); so a program that computes a gradient and then an
     update of it would differ in the last bit from the two programs run one after the other. A conditional on an
-    input of the program (``zero``, ``-0.0``: XLA cannot know which branch runs) hands them on as they are."""
+    input of the program (``zero``, ``-0.0``: XLA cannot know which branch runs) hands them on as they are, in
+    buffers of their own. (Cheaper disguises, adding ``zero`` or XOR-ing the bits with an unknown 0, keep the two
+    parts in one fusion, and Adam's moments still came out rounded differently.)"""
     leaves, treedef = jax.tree.flatten(tree)
     if not leaves:
         return tree
