@@ -135,7 +135,8 @@ class Fusion:
     ``then`` is an entry of ``toolkit.compiled``, or any object with its ``function(arrays)`` (with a true
     ``reads_first``: ``function(arrays, first_arrays, zero)``, also given the first program's input arrays and the
     ``-0.0`` of :func:`exact_copy`; and its ``hand_on(tree, zero)``, where it has one, instead of
-    :func:`exact_copy`)."""
+    :func:`exact_copy`). With ``keep_first``, the second call reads the first's result through
+    :func:`exact_copy`, so each result is the bits its own program gives."""
 
     __slots__ = ("prefix", "first", "entry", "key", "program", "frozen", "closed", "used", "wasted", "skipped")
 
@@ -206,7 +207,10 @@ _FAILURES_PER_PAIR = 4
 
 def _fused(first: Any, then: Any, pick: Callable, keep_first: bool) -> Callable:
     reads_first = getattr(then, "reads_first", False)  # a second call that reads the first one's arrays too
-    hand_on = getattr(then, "hand_on", exact_copy)  # how what the first call made reaches the second
+    # How what the first call made reaches the second. Where both results are handed back, each must be what its
+    # own program gives; where only the second's is, the pair is one step, fused as under jax.jit (and every step
+    # of a loop runs this same program, read in between or not).
+    hand_on = getattr(then, "hand_on", exact_copy if keep_first else _as_is)
 
     def fused(first_arrays: tuple, prefix_arrays: tuple, zero: Any) -> Any:
         first_values, prefix = _TRACING.values  # traced once: the calls' Python values, set around each call
@@ -240,6 +244,10 @@ def exact_copy(tree: Any, zero: Any) -> Any:
         jax.numpy.signbit(zero), lambda xs: xs, lambda xs: [jax.numpy.zeros_like(x) for x in xs], leaves
     )
     return jax.tree.unflatten(treedef, kept)
+
+
+def _as_is(tree: Any, zero: Any) -> Any:
+    return tree
 
 
 def plus_minus_zero(tree: Any, zero: Any) -> Any:
