@@ -18,8 +18,9 @@ separately and called one after the other ("hand-jitted, 2 calls"), the shape
 of the plain loop, run as written. Toolkit's loops run one program a step from
 the second step on (``tk.gradient(f, ps)`` + ``tk.update_`` through
 ``toolkit.deferred``; the explicit ``tk.gradient`` + ``tk.update`` through
-``toolkit.ahead``), so they can go below that; the colour loop's struct
-arithmetic (``colour - η * g``) runs as programs of its own. The fresh ``x`` is drawn the same way in every variant, in
+``toolkit.ahead``), so they can go below that; so does the colour loop, whose struct
+arithmetic (``colour - η * g``) is worked out in its gradient's program too
+(``toolkit.ahead``). The fresh ``x`` is drawn the same way in every variant, in
 two modes: ``numpy`` (rows of a NumPy array drawn up front: the loop's own cost)
 and ``jax.random`` (``jax.random.uniform(jax.random.fold_in(key, i), (3,))`` each
 step, as the issue's loop does; eager JAX dispatch makes that draw cost about as
