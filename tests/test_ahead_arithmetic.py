@@ -12,6 +12,7 @@ import weakref
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import toolkit as tk
 from toolkit import ahead, deferred
@@ -219,3 +220,20 @@ def test_a_finished_loop_keeps_no_user_object_alive():
     dead = use()
     gc.collect()
     assert dead() is None
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_every_float_dtype_gets_the_plain_bits_in_its_dtype(dtype, monkeypatch):
+    fused = counting(monkeypatch)
+    with jax.enable_x64(dtype == "float64"):
+        kind = jnp.dtype(dtype)
+        p, loss = Pair(jnp.array([0.5, 2.0], kind), jnp.array([0.25, -1.0], kind)), loss_for(4.0)
+        eta = np.asarray(0.1, kind)  # what a weakly typed 0.1 becomes next to these fields
+        for _ in range(8):
+            (g,) = tk.gradient(lambda p: loss(p).astype(jnp.float32), p)
+            new = p - 0.1 * g
+            for got, x, y in zip(fields(new), fields(p), fields(g)):
+                assert got.dtype == kind
+                np.testing.assert_array_equal(got, x - eta * y)
+            p = new
+    assert len(fused) >= 5
