@@ -299,6 +299,34 @@ def test_the_documented_subgradients():
         np.testing.assert_allclose(g, fd, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("x64", [False, True])
+def test_din99_near_grey_gradients_equal_colour_science_central_differences(x64):
+    # Chromas from 1e-30 up: the series for ln(1 + x)/x (its quotient's derivative is -inf past x ~ 1e-19).
+    # DIN99 is C¹ but not C² on the grey axis (a G·e term), so central differences there are off by
+    # O(step): steps of 1e-9 in a*, b* (a99, b99 are small there, so rounding is too), 1e-6 in L*.
+    tiny = [(1e-30, 0.0), (0.0, -1e-30), (-1e-20, 1e-20), (1e-12, 0.0), (3e-6, -2e-6), (1e-3, 1e-3), (0.1, -0.2)]
+    other = np.array([60.0, 10.0, -20.0])
+    steps = np.diag([1e-6, 1e-9, 1e-9])
+    rtol, atol = (1e-7, 1e-9) if x64 else (1e-5, 1e-6)
+    with jax.enable_x64(x64):
+        dtype = jnp.float64 if x64 else jnp.float32
+        for a, b in tiny:
+            lab = np.array([50.0, a, b])
+            want = np.stack(
+                [
+                    (colour_science.Lab_to_DIN99(lab + e) - colour_science.Lab_to_DIN99(lab - e)) / (2 * e.sum())
+                    for e in steps
+                ],
+                axis=1,
+            )
+            got = np.asarray(jax.jacrev(C.lab_to_din99)(jnp.asarray(lab, dtype)))
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"Jacobian at a*, b* = {a}, {b}")
+            apart = colour_science.Lab_to_DIN99(lab) - colour_science.Lab_to_DIN99(other)
+            want = want.T @ apart / np.linalg.norm(apart)  # the chain rule through the Euclidean norm
+            got = np.asarray(jax.grad(C.din99)(jnp.asarray(lab, dtype), jnp.asarray(other, dtype)))
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"ΔE99 gradient at a*, b* = {a}, {b}")
+
+
 def test_gradients_equal_finite_differences_where_differentiable():
     rng = np.random.default_rng(8)
     n = 48

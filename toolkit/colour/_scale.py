@@ -116,7 +116,9 @@ def norm3(x: jax.Array, y: jax.Array, z: jax.Array, rotation: jax.Array | float 
     from toolkit import safe  # noqa: PLC0415 (toolkit imports toolkit.colour)
 
     top = float(jnp.finfo(x.dtype).max)
-    x, y, z = (jnp.clip(t, -top, top) for t in (x, y, z))
+    # The barrier keeps XLA from seeing a constant term: it would regroup (c·1/p)² as c²·(1/p)², and 1/p² can
+    # overflow (0·inf = NaN for a literal 0 under jit, as in a grey colour's a* = b* = 0).
+    x, y, z = jax.lax.optimization_barrier(tuple(jnp.clip(t, -top, top) for t in (x, y, z)))
     low, high = _limits(x.dtype)
     largest = jnp.maximum(jnp.maximum(jnp.abs(x), jnp.abs(y)), jnp.abs(z))
     p = jnp.clip(binade(largest), low, high)

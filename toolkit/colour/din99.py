@@ -45,10 +45,16 @@ DIN99_METHODS["ASTMD2244-07"] = DIN99_METHODS["DIN99"]
 
 
 def _log1p_ratio(x: jax.Array) -> jax.Array:
-    """ln(1 + x) / x, 1 at x = 0 (the untaken branch never sees 0)."""
-    zero = x == 0
-    safe_x = jnp.where(zero, 1, x)
-    return jnp.where(zero, 1, jnp.log1p(safe_x) / safe_x)
+    """ln(1 + x) / x for x >= 0, and its derivative, accurate down to x = 0.
+
+    Below ε^(1/4) of the dtype it is the series 1 - x/2 + x²/3 - x³/4 (off by x⁴/5 < ε): the quotient's
+    derivative, 1/(x(1 + x)) - ln(1 + x)/x², cancels to -1/2 from two terms of size 1/x, and past
+    x ≈ 1e-19 (float32) x² underflows and it is -inf (a NaN gradient for a near-grey colour).
+    """
+    small = x < float(jnp.finfo(jnp.result_type(x)).eps) ** 0.25
+    quotient_x = jnp.where(small, 1, x)  # the untaken branch never sees 0
+    series = 1 - x * (1 / 2 - x * (1 / 3 - x / 4))
+    return jnp.where(small, series, jnp.log1p(quotient_x) / quotient_x)
 
 
 def _din99(L: Any, a: Any, b: Any, k_E: Any, k_CH: Any, method: str) -> tuple[jax.Array, jax.Array, jax.Array]:
