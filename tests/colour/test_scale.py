@@ -2,8 +2,9 @@
 
 Under ``jax.jit`` XLA folds a constant term into the products around it, so a literal 0 (a grey written as
 ``Lab(L, 0, 0)``) once turned the scaled squares into ``0·(1/p)² = 0·inf`` and ΔE into NaN, in value and
-gradient, for DIN99, ITP and CIEDE2000, while eagerly they were right. The oracles: float64 NumPy for the
-norm and its gradient, colour-science (float64) and its central differences for the metrics.
+gradient, for CIEDE2000, CIE94, CMC, CIE76, DIN99 and ITP, while eagerly they were right. The oracles:
+float64 NumPy for the norm and its gradient, colour-science (float64) and its central differences for the
+metrics.
 """
 
 import itertools
@@ -66,28 +67,36 @@ def _cs_delta_e(name, first, second):
     return float(colour_science.delta_E(first, second, method=CS_METHODS.get(name, name)))
 
 
-@pytest.mark.parametrize("name", [*LAB_METRICS, "ITP"])
-def test_greys_written_with_literal_zeros_compare_right_under_jit(name):
+THROUGH_NORM3 = [name for name in [*LAB_METRICS, "ITP"] if name not in ("HyAB", "HyCH")]
+GREY_CASES = [(name, False) for name in [*LAB_METRICS, "ITP"]] + [(name, True) for name in THROUGH_NORM3]
+
+
+@pytest.mark.parametrize(("name", "x64"), GREY_CASES)
+def test_greys_written_with_literal_zeros_compare_right_under_jit(name, x64):
+    with jax.enable_x64(x64):
+        _check_greys(name, jnp.float64 if x64 else jnp.float32)
+
+
+def _check_greys(name, dtype):
     f = METRICS[name]
     light = (0.5, 0.52) if name == "ITP" else (50.0, 51.0)  # ICtCp's intensity or CIE L*
 
     def between_greys(l1, l2):
-        return f(jnp.stack([l1, 0.0, 0.0]), jnp.stack([l2, 0.0, 0.0]))
+        zero = jnp.zeros((), dtype)  # a literal to XLA, as 0.0 is
+        return f(jnp.stack([l1, zero, zero]), jnp.stack([l2, zero, zero]))
 
     value, grad = jax.jit(between_greys), jax.jit(jax.grad(between_greys, (0, 1)))
-    same = jnp.float32(light[0])
+    same = dtype(light[0])
     assert float(value(same, same)) == 0
     assert [float(g) for g in grad(same, same)] == [0.0, 0.0]
 
     l1, l2 = light
     grey = lambda lightness: np.array([lightness, 0.0, 0.0])
-    np.testing.assert_allclose(
-        float(value(jnp.float32(l1), jnp.float32(l2))), _cs_delta_e(name, grey(l1), grey(l2)), rtol=1e-5
-    )
+    np.testing.assert_allclose(float(value(dtype(l1), dtype(l2))), _cs_delta_e(name, grey(l1), grey(l2)), rtol=1e-5)
     h = 1e-6 * max(abs(l1), 1.0)
     fd = [
         (_cs_delta_e(name, grey(l1 + h), grey(l2)) - _cs_delta_e(name, grey(l1 - h), grey(l2))) / (2 * h),
         (_cs_delta_e(name, grey(l1), grey(l2 + h)) - _cs_delta_e(name, grey(l1), grey(l2 - h))) / (2 * h),
     ]
-    got = [float(g) for g in grad(jnp.float32(l1), jnp.float32(l2))]
+    got = [float(g) for g in grad(dtype(l1), dtype(l2))]
     np.testing.assert_allclose(got, fd, rtol=1e-4)
