@@ -262,16 +262,18 @@ def plus_minus_zero(tree: Any, zero: Any) -> Any:
         if dtype is None or not jax.numpy.issubdtype(dtype, jax.numpy.inexact):
             return x
         if jax.numpy.issubdtype(dtype, jax.numpy.complexfloating):
-            real = zero.astype(jax.numpy.finfo(dtype).dtype)
-            return x + jax.lax.complex(real, real)
-        return x + zero.astype(dtype)
+            return x + jax.lax.complex(zero, zero)  # -0.0 in both parts: + 0.0 would turn an imaginary -0.0 into 0.0
+        return x + zero  # a weak zero: x keeps its dtype and its weak type
 
     return jax.tree.map(plus, tree)
 
 
 @functools.cache
 def _minus_zero() -> Any:
-    return jax.numpy.asarray(np.float32(-0.0))
+    """A weakly typed float32 ``-0.0``: added to an array it takes that array's dtype and weak type, as the plain
+    operations' results would have them (a strong zero would make a weak result strong, and later calls retrace)."""
+    with jax.enable_x64(False):
+        return jax.numpy.asarray(-0.0)
 
 
 class _Tracing(threading.local):
