@@ -46,8 +46,7 @@ def test_norm3_with_a_compile_time_constant_term_is_right_under_jit(constant_at,
 
         a, b = jnp.asarray(grid[:, 0]), jnp.asarray(grid[:, 1])
         r = jnp.float32(0.5)
-        value = jax.jit(jax.vmap(f, (0, 0, None)))(a, b, r)
-        grads = jax.jit(jax.vmap(jax.grad(f, (0, 1)), (0, 0, None)))(a, b, r)
+        value, grads = jax.jit(jax.vmap(jax.value_and_grad(f, (0, 1)), (0, 0, None)))(a, b, r)
         terms = [grid[:, 0], grid[:, 1]]
         terms.insert(constant_at, np.full(len(grid), constant))
         want, want_grads = _reference(*terms, 0.0 if rotation == "none" else 0.5)
@@ -85,18 +84,19 @@ def _check_greys(name, dtype):
         zero = jnp.zeros((), dtype)  # a literal to XLA, as 0.0 is
         return f(jnp.stack([l1, zero, zero]), jnp.stack([l2, zero, zero]))
 
-    value, grad = jax.jit(between_greys), jax.jit(jax.grad(between_greys, (0, 1)))
+    both = jax.jit(jax.value_and_grad(between_greys, (0, 1)))  # one program for the value and the gradient
     same = dtype(light[0])
-    assert float(value(same, same)) == 0
-    assert [float(g) for g in grad(same, same)] == [0.0, 0.0]
+    value, grad = both(same, same)
+    assert float(value) == 0
+    assert [float(g) for g in grad] == [0.0, 0.0]
 
     l1, l2 = light
     grey = lambda lightness: np.array([lightness, 0.0, 0.0])
-    np.testing.assert_allclose(float(value(dtype(l1), dtype(l2))), _cs_delta_e(name, grey(l1), grey(l2)), rtol=1e-5)
+    value, grad = both(dtype(l1), dtype(l2))
+    np.testing.assert_allclose(float(value), _cs_delta_e(name, grey(l1), grey(l2)), rtol=1e-5)
     h = 1e-6 * max(abs(l1), 1.0)
     fd = [
         (_cs_delta_e(name, grey(l1 + h), grey(l2)) - _cs_delta_e(name, grey(l1 - h), grey(l2))) / (2 * h),
         (_cs_delta_e(name, grey(l1), grey(l2 + h)) - _cs_delta_e(name, grey(l1), grey(l2 - h))) / (2 * h),
     ]
-    got = [float(g) for g in grad(dtype(l1), dtype(l2))]
-    np.testing.assert_allclose(got, fd, rtol=1e-4)
+    np.testing.assert_allclose([float(g) for g in grad], fd, rtol=1e-4)
