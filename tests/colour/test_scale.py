@@ -9,12 +9,12 @@ metrics.
 
 import itertools
 
-import colour as colour_science
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.colour.test_metrics import cs_delta_e  # colour-science's delta_E under our metric names
 from toolkit.colour import METRIC_INPUTS, METRICS
 from toolkit.colour._scale import norm3
 
@@ -59,11 +59,10 @@ def test_norm3_with_a_compile_time_constant_term_is_right_under_jit(constant_at,
 # --- the public metrics on greys written with literal zeros ----------------------------------------------
 
 LAB_METRICS = [name for name, kind in METRIC_INPUTS.items() if kind == "Lab"]
-CS_METHODS = {"CIEDE2000": "CIE 2000", "CIE94": "CIE 1994", "CIE76": "CIE 1976"}
 
 
 def _cs_delta_e(name, first, second):
-    return float(colour_science.delta_E(first, second, method=CS_METHODS.get(name, name)))
+    return float(cs_delta_e(name, first, second))
 
 
 THROUGH_NORM3 = [name for name in [*LAB_METRICS, "ITP"] if name not in ("HyAB", "HyCH")]
