@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import toolkit as tk
+from tests.compiles import compiled_names
 from toolkit import ahead, deferred
 from toolkit.colour import RGB, colordiff
 
@@ -247,37 +248,21 @@ def test_weak_types_are_kept_as_plain_arithmetic_keeps_them_and_nothing_is_compi
     # The seed's colour starts as RGB(1.0, 1.0, 1.0): Python floats, so every field after it is weakly typed.
     # What is worked out ahead must be weak too (a strong result was once handed on, and each later step then
     # traced and compiled the gradient and the fused program again for the strong fields).
-    compiles = []
-
-    def listen(event, seconds, **kw):
-        if event.endswith("backend_compile_duration"):
-            compiles.append(kw.get("fun_name"))
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        _check_weak_types_kept(compiles)
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
-
-
-def _check_weak_types_kept(compiles):
     loss = lambda y: colordiff(RED, y, reference_white="space")  # noqa: E731
 
-    def run(steps, watch=False):
-        colour, seen = RGB(1.0, 1.0, 1.0), []
-        for i in range(steps):
-            if watch and i == 4:
-                compiles.clear()
+    def run(colour, steps, seen):
+        for _ in range(steps):
             (g,) = tk.gradient(loss, colour)
             step = ETA * g
             colour = colour - step
             seen.append([(_types(t), [np.asarray(x) for x in jax.tree.leaves(t)]) for t in (g, step, colour)])
-        return seen
+        return colour
 
-    fast = run(10, watch=True)
-    assert not compiles  # from the fifth step on, every program the loop needs is compiled already
+    fast, plain = [], []
+    colour = run(RGB(1.0, 1.0, 1.0), 4, fast)
+    assert not compiled_names(lambda: run(colour, 6, fast))  # from the fifth step on, all is compiled already
     with tk.eager():
-        plain = run(10)
+        run(RGB(1.0, 1.0, 1.0), 10, plain)
     for i, (got, want) in enumerate(zip(fast, plain, strict=True)):
         for (types, values), (types_want, values_want) in zip(got, want, strict=True):
             assert types == types_want, f"step {i + 1}"

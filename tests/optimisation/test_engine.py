@@ -15,6 +15,7 @@ import optax
 import pytest
 
 import toolkit as tk
+from tests.compiles import compiled_names
 
 STEPS = np.arange(600, dtype=np.int32)  # data: step s sees the number s
 
@@ -158,31 +159,15 @@ def test_a_run_that_never_took_a_step_does_not_advise_a_smaller_learning_rate(st
         tk.optimise(lambda p: jnp.sum(p**2), jnp.array([1.0]), tk.Descent(10.0), steps=100)  # |1 - 20|^k overflows
 
 
-def _compiled_names(run) -> list[str]:
-    """The names of the programs XLA compiled while ``run()`` ran."""
-    names: list[str] = []
-
-    def listen(event: str, duration: float, **info) -> None:
-        if event.endswith("backend_compile_duration"):
-            names.append(str(info.get("fun_name")))
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        run()
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
-    return names
-
-
 def test_a_clean_run_compiles_one_copy_of_the_step_and_a_suspect_one_adds_the_guarded_program():
     target = jnp.array([0.25, -0.5, 1.5])  # a loss of its own, so that nothing of it is cached yet
-    clean = _compiled_names(
+    clean = compiled_names(
         lambda: tk.optimise(lambda p: jnp.sum((p - target) ** 2), jnp.zeros(3), tk.Descent(0.1), steps=300)
     )
     assert clean.count("jit(run)") == 1 and "jit(run_guarded)" not in clean, clean
     loss = poisoned_square(40)
     with pytest.warns(RuntimeWarning, match="diverged"):
-        suspect = _compiled_names(lambda: tk.optimise(loss, jnp.ones(2), tk.Descent(0.05), steps=600, data=STEPS))
+        suspect = compiled_names(lambda: tk.optimise(loss, jnp.ones(2), tk.Descent(0.05), steps=600, data=STEPS))
     assert suspect.count("jit(run_guarded)") == 1, suspect
 
 
@@ -192,7 +177,7 @@ def test_a_false_alarm_deep_in_a_long_draw_is_rerun_guarded_and_gives_the_unwatc
     loss = lambda p, s: jnp.where(s == 1700, 1e20, 1.0) * jnp.sum(p)  # noqa: E731
     p0 = jnp.array([0.0, 1.0])
     watched: list = []
-    names = _compiled_names(
+    names = compiled_names(
         lambda: watched.append(tk.optimise(loss, p0, tk.Descent(1e-3), steps=3000, data=data, gtol=1e-6))
     )
     plain = tk.optimise(loss, p0, tk.Descent(1e-3), steps=3000, data=data)
