@@ -5,9 +5,11 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import toolkit as tk
+from tests.compiles import compiled_names
 
 
 @tk.struct
@@ -230,3 +232,68 @@ def test_update_in_place_on_python_float_numpy_and_non_numeric_boxes():
     np.testing.assert_allclose(f.value, by_hand(1.0), rtol=1e-6)
     np.testing.assert_allclose(a.value, by_hand([1.0, -2.0]), rtol=1e-6)
     assert label.value == "layer 1"
+
+
+def _rosenbrock(p):
+    return (1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2
+
+
+def test_update_passes_extra_arguments_to_optimisers_that_ask_for_them(x64):
+    """optax.lbfgs's line search needs value=, grad=, value_fn=: given to tk.update, its steps are optax's own
+    (a hand-jitted loop of opt.update with the same arguments), bit for bit."""
+    opt = optax.lbfgs()
+
+    @jax.jit
+    def by_hand(p, s):
+        v, g = jax.value_and_grad(_rosenbrock)(p)
+        u, s = opt.update(g, s, p, value=v, grad=g, value_fn=_rosenbrock)
+        return optax.apply_updates(p, u), s
+
+    p = hand = jnp.array([-1.2, 1.0])
+    state, hand_state = tk.setup(opt, p), opt.init(hand)
+    for _ in range(12):
+        hand, hand_state = by_hand(hand, hand_state)
+        v, (g,) = tk.withgradient(_rosenbrock, p)
+        p, state = tk.update(opt, state, p, g, value=v, grad=g, value_fn=_rosenbrock)
+        np.testing.assert_array_equal(p, hand)
+
+
+def test_extra_arguments_see_whole_parameters_and_a_new_lambda_each_step_compiles_once(x64):
+    """On a struct with an integer leaf and a static field, value_fn gets the whole struct (as the loss does), not
+    only its float leaves; a value_fn made anew each step, closing over a new array, reuses the compiled step and
+    reads that array."""
+
+    @tk.struct
+    class Model:
+        w: jax.Array
+        power: jax.Array  # an integer leaf: not optimised, but the loss reads it
+        scale: int = tk.field(static=True, default=3)
+
+    opt, targets = optax.lbfgs(), [jnp.array([1.0, -1.0]), jnp.array([2.0, 0.5])]
+
+    def steps(target, model, state, n):
+        for _ in range(n):
+            loss = lambda m: m.scale * jnp.sum(jnp.abs(m.w - target) ** m.power)  # noqa: E731 - new each step
+            v, (g,) = tk.withgradient(loss, model)
+            model, state = tk.update(opt, state, model, g, value=v, grad=g, value_fn=loss)
+        return model, state
+
+    model = Model(jnp.zeros(2), jnp.asarray(2))
+    model, state = steps(targets[0], model, tk.setup(opt, model), 3)
+    names = compiled_names(lambda: steps(targets[1], model, state, 30))
+    assert not [n for n in names if "step" in n], names  # the update's program is reused
+    moved, _ = steps(targets[1], model, state, 30)
+    assert isinstance(moved, Model) and moved.scale == 3 and int(moved.power) == 2
+    np.testing.assert_allclose(moved.w, targets[1], atol=1e-8)  # the closure's new target was read
+
+
+def test_extra_arguments_errors():
+    p = jnp.array([1.0, 2.0])
+    (g,) = tk.gradient(_rosenbrock, p)
+    plain = optax.GradientTransformation(optax.sgd(0.1).init, optax.sgd(0.1).update)  # takes no extra arguments
+    with pytest.raises(TypeError, match=r"tk.update: value=\.\.\. go to optimisers that take extra arguments.*"):
+        tk.update(plain, plain.init(p), p, g, value=1.0)
+    opt = optax.lbfgs()
+    with pytest.raises(TypeError) as raised:  # optax's own error, with how to pass what it needs
+        tk.update(opt, tk.setup(opt, p), p, g)
+    assert any("value=loss_value, grad=g, value_fn=loss" in note for note in raised.value.__notes__)

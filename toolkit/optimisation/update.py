@@ -118,7 +118,9 @@ def setup(opt: optax.GradientTransformation, params: Any) -> Any:
     return opt.init(diff)
 
 
-def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: Any) -> tuple[Any, Any]:
+def update(
+    opt: optax.GradientTransformation, state: Any, params: Any, grads: Any, **extra_args: Any
+) -> tuple[Any, Any]:
     """One step: new ``(params, state)`` from the gradient ``grads`` (Flux's ``update!``, without mutation).
 
     Works on arrays, nested containers and ``@tk.struct`` values alike; leaves
@@ -127,6 +129,12 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
     another optimiser's state, or one for other shapes, is an error naming the leaf. Composes with ``jax.jit``,
     ``jax.vmap`` and ``jax.grad``. In a loop of ``(g,) = tk.gradient(f, params)`` and this, from the second step
     on the step is worked out in the gradient's program (``toolkit.ahead``): one program a step.
+
+    ``extra_args`` go to optimisers that ask for more than the gradient (an
+    ``optax.GradientTransformationExtraArgs`` such as ``optax.lbfgs()``, whose line
+    search needs ``value=``, ``grad=`` and ``value_fn=``): ``value_fn`` takes
+    ``params`` as given here, and ``grad`` is read as ``grads`` is. ``tk.optimise``
+    passes them itself.
 
     Example:
         >>> import jax.numpy as jnp, toolkit as tk
@@ -138,6 +146,10 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
         {'n': 3, 'w': Array([0.25, 0.5 ], dtype=float32)}
     """
     check_optimiser(opt, "tk.update")
+    if extra_args:  # not worked out ahead: the gradient's program never sees them
+        _check_extra_args(opt, extra_args)
+        new, state, others = compiled.call("tk.update", opt, _step, "tk.update", opt, state, params, grads, extra_args)
+        return (new if others is None else filters.combine(new, filters.partition(params)[1])), state
     out = ahead.taken("tk.update", opt, state, params, grads)  # worked out with the gradient (toolkit.ahead)?
     if out is ahead.MISS:
         out = compiled.call("tk.update", opt, _step, "tk.update", opt, state, params, grads)
@@ -146,13 +158,45 @@ def update(opt: optax.GradientTransformation, state: Any, params: Any, grads: An
     return (new if others is None else filters.combine(new, filters.partition(params)[1])), state
 
 
-def _step(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> tuple[Any, Any, bool | None]:
+def _step(
+    caller: str, opt: Any, state: Any, params: Any, grads: Any, extra_args: dict | None = None
+) -> tuple[Any, Any, bool | None]:
     """The float leaves of ``params`` after one step, the new state, and whether ``params`` has other leaves
     (``None`` if not: then the first is all of them): the compiled program of ``update``."""
     diff, rest = trainable(params, caller)
     _check_state(caller, opt, state, diff)
-    updates, state = opt.update(float_grads(params, grads, caller), state, diff)
+    extra = {} if extra_args is None else _extra_for_float_leaves(caller, params, rest, extra_args)
+    try:
+        updates, state = opt.update(float_grads(params, grads, caller), state, diff, **extra)
+    except TypeError as error:
+        if extra_args is None and isinstance(opt, optax.GradientTransformationExtraArgs):
+            error.add_note(
+                f"{caller}: if this optimiser needs the loss's value or function (as optax.lbfgs() does), pass "
+                f"them: {caller}(opt, state, params, g, value=loss_value, grad=g, value_fn=loss)."
+            )
+        raise
     return optax.apply_updates(diff, updates), state, (True if jax.tree.leaves(rest) else None)
+
+
+def _check_extra_args(opt: Any, extra_args: dict) -> None:
+    if not isinstance(opt, optax.GradientTransformationExtraArgs):
+        names = ", ".join(f"{name}=..." for name in extra_args)
+        raise TypeError(
+            f"tk.update: {names} go to optimisers that take extra arguments (optax.GradientTransformationExtraArgs, "
+            f"e.g. optax.lbfgs()), and this one does not; leave them out, or wrap it: "
+            f"optax.with_extra_args_support(opt)."
+        )
+
+
+def _extra_for_float_leaves(caller: str, params: Any, rest: Any, extra_args: dict) -> dict:
+    """``extra_args`` as the optimiser sees the parameters: only their float leaves (``diff``)."""
+    extra = dict(extra_args)
+    if "grad" in extra:
+        extra["grad"] = float_grads(params, extra["grad"], caller)
+    function = extra.get("value_fn")
+    if callable(function) and jax.tree.leaves(rest):  # called on the float leaves: give it whole parameters
+        extra["value_fn"] = lambda diff: function(filters.combine(diff, rest))
+    return extra
 
 
 _STATE_SHAPES: collections.OrderedDict = collections.OrderedDict()  # (opt, params' shapes) -> the state's shapes
