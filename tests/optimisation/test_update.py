@@ -296,4 +296,9 @@ def test_extra_arguments_errors():
     opt = optax.lbfgs()
     with pytest.raises(TypeError) as raised:  # optax's own error, with how to pass what it needs
         tk.update(opt, tk.setup(opt, p), p, g)
-    assert any("value=loss_value, grad=g, value_fn=loss" in note for note in raised.value.__notes__)
+    assert any("tk.update(opt, state, params, g, value=loss_value" in note for note in raised.value.__notes__)
+    z = tk.Param(p)
+    ps = tk.Params([z])
+    with pytest.raises(TypeError) as raised:  # the in-place form has no room for them: the note says where to go
+        tk.update_(opt, ps, tk.gradient(lambda: _rosenbrock(z.value), ps))
+    assert any(note.startswith("tk.update_: ") and "tk.update(opt, state" in note for note in raised.value.__notes__)

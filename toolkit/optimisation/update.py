@@ -172,7 +172,8 @@ def _step(
         if extra_args is None and isinstance(opt, optax.GradientTransformationExtraArgs):
             error.add_note(
                 f"{caller}: if this optimiser needs the loss's value or function (as optax.lbfgs() does), pass "
-                f"them: {caller}(opt, state, params, g, value=loss_value, grad=g, value_fn=loss)."
+                f"them to the explicit form: tk.update(opt, state, params, g, value=loss_value, grad=g, "
+                f"value_fn=loss), or let tk.optimise pass them."
             )
         raise
     return optax.apply_updates(diff, updates), state, (True if jax.tree.leaves(rest) else None)
