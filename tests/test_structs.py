@@ -481,6 +481,33 @@ def test_jit_and_vmap_rebuild_an_undecorated_subclass_without_its_init():
     assert _Counter.calls == before + 1
 
 
+@tk.struct
+class _Slotted:
+    __slots__ = ("w", "b")  # no __dict__: rebuilt through the slots
+    w: jax.Array
+    b: jax.Array
+
+
+@tk.struct
+class _Plain:
+    w: jax.Array
+    b: jax.Array
+    label: str = tk.field(static=True, default="a")
+
+
+@pytest.mark.parametrize("cls", [_Slotted, _Plain], ids=["slots", "dict"])
+def test_jit_and_tree_map_rebuild_structs_with_and_without_slots(cls):
+    x = cls(jnp.array([1.0, 2.0]), jnp.array(-1.0))
+    for rebuilt in (jax.jit(lambda v: v * 3)(x), jax.tree.map(lambda a: a * 3, x)):
+        assert type(rebuilt) is cls and hasattr(rebuilt, "__dict__") is (cls is _Plain)
+        np.testing.assert_array_equal(rebuilt.w, [3.0, 6.0])
+        np.testing.assert_array_equal(rebuilt.b, -3.0)
+        assert cls is _Slotted or rebuilt.label == "a"
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            rebuilt.w = jnp.zeros(2)  # still frozen
+        assert repr(rebuilt).startswith(cls.__name__ + "(w=")
+
+
 def test_base_and_subclass_do_not_mix_in_arithmetic():
     x = gg()
     sub = Sub(x.a, x.b)

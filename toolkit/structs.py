@@ -341,7 +341,25 @@ def _register(cls: type, data: tuple[str, ...], static: tuple[str, ...]) -> None
             object.__setattr__(obj, name, value)
         return obj
 
+    if not any("__slots__" in vars(k) for k in cls.__mro__[:-1]):  # fields live in the instance's __dict__
+        unflatten = _dict_unflatten(cls, data, static)  # half the time: every compiled call's output is rebuilt
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+
+
+def _dict_unflatten(cls: type, data: tuple[str, ...], static: tuple[str, ...]) -> Callable:
+    """An unflatten writing the fields straight into the new instance's ``__dict__`` (as ``object.__setattr__``
+    would, static fields first, without a call per field)."""
+    new = object.__new__
+
+    def unflatten(aux, children):
+        obj = new(cls)
+        fields = obj.__dict__
+        if static:
+            fields.update(zip(static, aux))
+        fields.update(zip(data, children))
+        return obj
+
+    return unflatten
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
