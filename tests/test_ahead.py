@@ -15,6 +15,7 @@ import weakref
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import toolkit as tk
@@ -290,6 +291,27 @@ def test_a_new_optimiser_object_each_step_stops_running_ahead_and_matches_eager(
     assert len(fused) <= 8  # each update worked out ahead was thrown away: it stopped after a few
     with tk.eager():
         np.testing.assert_allclose(ran, run(), rtol=1e-5, atol=1e-6)
+
+
+def test_updates_with_extra_arguments_are_not_worked_out_ahead_for_nothing(monkeypatch):
+    """A loop whose tk.update starts passing extra arguments (value=...) after plain steps: those updates run on
+    their own, and the gradient calls stop working out the plain update ahead (it would be thrown away)."""
+    fused = []
+    real = deferred.execute
+    monkeypatch.setattr(deferred, "execute", lambda *a: fused.append(a) or real(*a))
+    opt = optax.chain(optax.sgd(0.1))  # takes extra arguments (as every chain does) and ignores value=
+    z, state = jnp.eye(3), tk.setup(opt, jnp.eye(3))
+    for i in range(30):
+        x = ROWS[i]
+        if i == 10:
+            assert fused  # the plain steps were worked out ahead
+            fused.clear()
+        (g,) = tk.gradient(lambda z: tk.mse(z @ x, TARGET @ x), z)
+        extra = {"value": jnp.float32(0.0)} if i >= 10 else {}
+        new, state = tk.update(opt, state, z, g, **extra)
+        np.testing.assert_allclose(new, np.asarray(z) - np.float32(0.1) * np.asarray(g), rtol=1e-6, atol=1e-7)
+        z = new
+    assert len(fused) <= 1  # the switching step's gradient, worked out before its update was seen; none after
 
 
 @pytest.mark.parametrize("make", [tk.Momentum, lambda: tk.Adam(0.01)], ids=["momentum", "adam"])

@@ -59,7 +59,7 @@ import numpy as np
 
 from toolkit import compiled, deferred, filters, structs
 
-__all__ = ["MISS", "call", "learn", "taken"]
+__all__ = ["MISS", "call", "learn", "passed_over", "taken"]
 
 MISS = deferred.MISS  # what taken() returns where no update was worked out ahead for its values
 
@@ -215,6 +215,13 @@ def taken(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> Any:
     ahead.state, ahead.known = kept.result[1], known  # the loop goes on (this thread's own object)
     slot.ahead = ahead
     return kept.result
+
+
+def passed_over() -> None:
+    """The update after this thread's last gradient call is one not worked out ahead (``tk.update`` with extra
+    arguments): stop working one out, which the next gradient call would otherwise do for nothing."""
+    slot = _SLOT
+    slot.last = slot.ahead = slot.kept = None
 
 
 def _same_contents(now: tuple[list, Any], then: tuple[list, Any]) -> bool:
