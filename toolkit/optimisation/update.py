@@ -149,12 +149,12 @@ def update(
     if extra_args:  # not worked out ahead: the gradient's program never sees them
         _check_extra_args(opt, extra_args)
         ahead.passed_over()
-        new, state, others = compiled.call("tk.update", opt, _step, "tk.update", opt, state, params, grads, extra_args)
-        return (new if others is None else filters.combine(new, filters.partition(params)[1])), state
-    out = ahead.taken("tk.update", opt, state, params, grads)  # worked out with the gradient (toolkit.ahead)?
-    if out is ahead.MISS:
-        out = compiled.call("tk.update", opt, _step, "tk.update", opt, state, params, grads)
-        ahead.learn("tk.update", opt, _step, ("tk.update", opt, state, params), grads, out)
+        out = compiled.call("tk.update", opt, _step, "tk.update", opt, state, params, grads, extra_args)
+    else:
+        out = ahead.taken("tk.update", opt, state, params, grads)  # worked out with the gradient (toolkit.ahead)?
+        if out is ahead.MISS:
+            out = compiled.call("tk.update", opt, _step, "tk.update", opt, state, params, grads)
+            ahead.learn("tk.update", opt, _step, ("tk.update", opt, state, params), grads, out)
     new, state, others = out
     return (new if others is None else filters.combine(new, filters.partition(params)[1])), state
 
