@@ -52,7 +52,7 @@ from toolkit import _effects
 from toolkit.cache import Key
 from toolkit.params import Param, Params
 
-__all__ = ["Captured", "capture"]
+__all__ = ["Captured", "capture", "holding"]
 
 _LIBRARIES = (
     *("jax", "jaxlib", "numpy", "optax", "flax", "chex", "scipy", "colour", "builtins", "functools", "toolkit"),
@@ -176,6 +176,9 @@ class _Walk:
     arrays: list[Any] = dataclasses.field(default_factory=list)
     seen: dict[int, Any] = dataclasses.field(default_factory=dict)
     effects: list[_effects.Effect] = dataclasses.field(default_factory=list)
+    # Whether it read what the user may change between calls (a user function's globals or cells, a box, an
+    # object's attributes): then a library tuple it went through is not remembered.
+    mutable: bool = False
 
     def array(self, value: Any) -> tuple:
         self.arrays.append(value)
@@ -216,6 +219,7 @@ def _dict_key(value: dict, walk: _Walk, depth: int) -> Any:
 
 
 def _box_key(value: Param, walk: _Walk, depth: int) -> Any:  # a box: by identity, and the value it holds now
+    walk.mutable = True
     return ("box", _Identity(value), _key(value.value, walk, depth + 1))
 
 
@@ -266,7 +270,9 @@ def _library_tuple_key(value: tuple, walk: _Walk, depth: int) -> Any:
     hyperparameters), so their key and arrays do not change; walking an optax
     chain costs tens of microseconds, remembering it a dictionary lookup. (By
     identity, not equality: equal rules may hold a number in one and an array in
-    the other.) Tuples that hold arrays themselves (optimiser states) are walked.
+    the other.) Tuples that hold arrays themselves (optimiser states) are walked,
+    and so is one whose walk reads what the user may change (a schedule of the
+    user's that reads a global, a box or an object's attribute), every time.
     """
     if not value:  # optax's EmptyState(), made anew by every step: its type says it all
         return ("empty", type(value))
@@ -275,7 +281,13 @@ def _library_tuple_key(value: tuple, walk: _Walk, depth: int) -> Any:
         if _holds_inputs(value):  # an optimiser state, new each step: walked, not remembered
             return _tree_or_object_key(value, walk, depth)
         inner = _Walk()  # a walk of its own, from depth 0, so that what is remembered holds wherever it is met
-        key = Key(_tree_or_object_key(value, inner, 0))  # hashed once: an optax chain's key is deep
+        key = _tree_or_object_key(value, inner, 0)
+        if inner.mutable:  # its arrays and key may differ next time: walked again then
+            walk.arrays.extend(inner.arrays)
+            walk.effects.extend(inner.effects)
+            walk.mutable = True
+            return key
+        key = Key(key)  # hashed once: an optax chain's key is deep
         hit = (value, key, tuple(inner.arrays), tuple(inner.effects))
         _LIBRARY_TUPLES[id(value)] = hit  # holds the value, so its id is not reused while remembered
         if len(_LIBRARY_TUPLES) > 64:
@@ -327,6 +339,7 @@ def _scalar_or_object_key(value: Any, walk: _Walk, depth: int) -> Any:
     if isinstance(value, (type, types.ModuleType, types.BuiltinFunctionType)):
         return ("identity", _Identity(value))
     if _walks_into(value) and type(value).__hash__ is object.__hash__:
+        walk.mutable = True
         attributes = _key(dict(value.__dict__), walk, depth + 1)  # then the methods: the order rebuild walks in
         methods = tuple(_key(method, walk, depth + 1) for _, method in _methods(type(value)))
         return ("object", type(value), _Identity(value), attributes, methods)
@@ -350,6 +363,7 @@ def _function_key(function: types.FunctionType, walk: _Walk, depth: int) -> Any:
     if _is_library_file(function.__code__.co_filename):
         globals_: tuple = ()
     else:
+        walk.mutable = True
         globals_ = tuple([(name, _key(scope[name], walk, depth + 1)) for name in _global_names(function)])
         modules = _user_modules(function)  # `mymodel.loss(p)`: what it reads off the user's module, walked too
         if modules:
@@ -578,19 +592,33 @@ class Captured:
         """
         return _Rebuild(list(arrays)).value(self.value, 0)
 
+    def rebuilt(self, arrays: list[Any] | tuple[Any, ...]) -> tuple[Any, tuple[tuple[Param, Any], ...]]:
+        """:meth:`rebuild`, and the ``tk.Param`` boxes it reads, each with the replacement it should hold while the
+        value runs (see :func:`holding`)."""
+        rebuild = _Rebuild(list(arrays))
+        value = rebuild.value(self.value, 0)
+        return value, tuple(rebuild.boxes)
+
     @contextlib.contextmanager
     def reading(self, arrays: list[Any] | tuple[Any, ...]) -> Iterator[Any]:
         """:meth:`rebuild`, with the ``tk.Param`` boxes it reads holding their replacements until the block ends."""
-        rebuild = _Rebuild(list(arrays))
-        value = rebuild.value(self.value, 0)
-        saved = [(box, box.value) for box, _ in rebuild.boxes]
-        try:
-            for box, replacement in rebuild.boxes:
-                box.value = replacement
+        value, boxes = self.rebuilt(arrays)
+        with holding(boxes):
             yield value
-        finally:
-            for box, old in reversed(saved):
-                box.value = old
+
+
+@contextlib.contextmanager
+def holding(boxes: tuple[tuple[Param, Any], ...]) -> Iterator[None]:
+    """Within the block, each ``tk.Param`` box of ``boxes`` holds the value paired with it; the old values come back
+    after it, even on an error."""
+    saved = [(box, box.value) for box, _ in boxes]
+    try:
+        for box, replacement in boxes:
+            box.value = replacement
+        yield
+    finally:
+        for box, old in reversed(saved):
+            box.value = old
 
 
 def capture(value: Any) -> Captured:

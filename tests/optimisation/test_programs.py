@@ -12,6 +12,7 @@ import weakref
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import toolkit as tk
 
@@ -49,6 +50,75 @@ def test_a_changed_closure_array_and_a_changed_int_are_seen():
     for target, k in (([1.0, 1.0], 1), ([4.0, -2.0], 1), ([4.0, -2.0], 3)):
         p = tk.optimise(make(jnp.array(target), k), jnp.zeros(2), tk.Descent(0.25), steps=200).params
         np.testing.assert_allclose(p, k * np.array(target), rtol=1e-5)
+
+
+def test_a_box_read_by_the_loss_or_the_sampler_is_read_at_each_call():
+    """A ``tk.Param`` the loss or sampler reads (not among the optimised parameters) holds its value of that call."""
+    box = tk.Param(jnp.array([1.0, -2.0]))
+    loss = lambda p: tk.mse(p, box.value)  # noqa: E731  the same object each call
+    sample = lambda key: box.value + 0 * jax.random.normal(key, (2,))  # noqa: E731
+    z = tk.Param(jnp.zeros(2))
+    runs = {
+        "loss": lambda: tk.optimise(loss, jnp.zeros(2), tk.Descent(0.5), steps=100).params,
+        "sampler": lambda: (
+            tk.optimise(tk.mse, jnp.zeros(2), tk.Descent(0.5), steps=100, data=sample, key=jax.random.key(0)).params
+        ),
+        "implicit": lambda: (
+            tk.optimise(lambda: tk.mse(z.value, box.value), tk.Params([z]), tk.Descent(0.5), steps=100).params[0].value
+        ),
+    }
+    for name, run in runs.items():
+        for target in ([1.0, -2.0], [7.0, 3.0], [-4.0, 0.5]):
+            box.value = jnp.array(target)
+            np.testing.assert_allclose(run(), target, rtol=1e-5, err_msg=name)  # the minimiser: the box's value now
+            np.testing.assert_array_equal(box.value, target)  # and the box keeps it (no tracer left in it)
+
+
+LEARNING_RATE = jnp.array(0.1)
+
+
+def test_an_optimiser_whose_schedule_reads_a_global_or_a_box_sees_its_value_at_each_call():
+    """One step of plain descent on sum(p²) from ones is 1 - 2·lr: the learning rate the schedule reads now."""
+    global LEARNING_RATE
+    box = tk.Param(jnp.array(0.1))
+    optimisers = {
+        "optax, global": optax.sgd(lambda count: LEARNING_RATE),
+        "tk rule, global": tk.Descent(lambda count: LEARNING_RATE),
+        "optax, box": optax.sgd(lambda count: box.value),
+        "tk rule, box": tk.Descent(lambda count: box.value),
+    }
+    saved = LEARNING_RATE
+    try:
+        for name, opt in optimisers.items():
+            for lr in (0.1, 0.25, 0.125):
+                LEARNING_RATE = box.value = jnp.array(lr)
+                p = tk.optimise(lambda p: jnp.sum(p**2), jnp.ones(2), opt, steps=1).params
+                np.testing.assert_allclose(p, 1 - 2 * lr, rtol=1e-6, err_msg=f"{name}, lr={lr}")
+    finally:
+        LEARNING_RATE = saved
+
+
+def test_the_plain_loop_sees_a_schedule_that_reads_a_global_change_mid_loop():
+    """``tk.update`` / ``tk.update_`` with a schedule reading a global: from the step it changes, the new rate."""
+    global LEARNING_RATE
+    saved = LEARNING_RATE
+    rates = [0.1] * 4 + [0.25] * 4
+    expected = np.prod([1 - 2 * lr for lr in rates])  # sum(p²) from ones: each step multiplies by 1 - 2·lr
+    try:
+        for make in (lambda: optax.sgd(lambda count: LEARNING_RATE), lambda: tk.Descent(lambda count: LEARNING_RATE)):
+            opt = make()
+            z, state = jnp.ones(2), tk.setup(opt, jnp.ones(2))
+            box = tk.Param(jnp.ones(2))
+            ps, implicit_opt = tk.Params([box]), make()
+            for lr in rates:
+                LEARNING_RATE = jnp.array(lr)
+                (g,) = tk.gradient(lambda z: jnp.sum(z**2), z)
+                z, state = tk.update(opt, state, z, g)
+                tk.update_(implicit_opt, ps, tk.gradient(lambda: jnp.sum(box.value**2), ps))
+            np.testing.assert_allclose(z, expected, rtol=1e-5)
+            np.testing.assert_allclose(box.value, expected, rtol=1e-5)
+    finally:
+        LEARNING_RATE = saved
 
 
 class Model:
@@ -128,4 +198,6 @@ def test_a_function_like_one_seen_before_keys_and_reads_as_the_walk_says():
             assert len(part.arrays) == len(walked.arrays)
             assert all(a is b for a, b in zip(part.arrays, walked.arrays))
             x = jnp.array([0.5, -1.0, 2.0])[: walked.arrays[0].shape[0]]
-            np.testing.assert_allclose(part.rebuild(walked.arrays)(x), f(x), rtol=1e-6)
+            rebuilt, boxes = part.rebuild(walked.arrays)
+            assert boxes == ()  # it reads no tk.Param
+            np.testing.assert_allclose(rebuilt(x), f(x), rtol=1e-6)

@@ -129,11 +129,15 @@ def optimise(
     A step whose loss, gradient or new parameters are not finite is not applied:
     the run stops with ``stop_reason == "diverged at step N"``, ``params`` holding
     the last finite iterate, and a ``RuntimeWarning``. Ctrl-C returns the result
-    at the last completed chunk instead of raising. Calling again with the same
-    ``loss``, ``opt`` and ``data`` objects and the same shapes reuses the compiled
-    loop (nothing is traced again); as with ``jax.jit``, values the loss reads
-    from outside (closures, globals, boxes not in the ``Params``) are fixed when it
-    is first compiled, so pass what changes through ``params`` or ``data``.
+    at the last completed chunk instead of raising. Calling again with a loss,
+    sampler and optimiser of the same code and the same shapes reuses the compiled
+    loop (nothing is traced again), even where they are new objects (a new lambda,
+    a bound method, a new ``tk.Adam(0.01)``, or ``tk.Adam(0.02)``: toolkit's
+    hyperparameters are inputs). Unlike ``jax.jit``, arrays the loss or sampler
+    reads from outside (closures, globals, attributes of objects) are inputs of the
+    compiled loop, read at each call, so a changed target is never stale; other
+    values they read (Python numbers, strings, functions) are part of the cache
+    key, so changing one compiles anew (see ``toolkit.closures``).
     ``tk.optimise`` drives the loop from Python, so it is not itself traced by
     ``jax.jit``/``jax.vmap``: for many problems at once use ``batched=True``.
 

@@ -25,21 +25,28 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from toolkit import closures, filters, guards
-from toolkit.cache import Cache
+from toolkit.cache import Cache, Key
 from toolkit.optimisation import rules
 
 __all__ = ["Part", "Program", "function_part", "optimiser_part"]
 
+Boxes = tuple[tuple[Any, Any], ...]  # tk.Param boxes a part reads, each with the value it holds while the part runs
+
 
 @dataclasses.dataclass(frozen=True)
 class Part:
-    """One part of the program: its key, the arrays it reads now, and how to rebuild it reading others."""
+    """One part of the program: its key, the arrays it reads now, and how to rebuild it reading others.
+
+    ``rebuild(arrays)`` gives the part reading ``arrays`` and the ``tk.Param`` boxes it reads, each with the
+    replacement it must hold while the part runs (a box is read when the part runs, not when it is rebuilt).
+    """
 
     key: Any
     arrays: tuple[Any, ...]
-    rebuild: Callable[[tuple[Any, ...]], Any]
+    rebuild: Callable[[tuple[Any, ...]], tuple[Any, Boxes]]
 
 
 def function_part(f: Any) -> Part:
@@ -48,7 +55,7 @@ def function_part(f: Any) -> Part:
     A function like one seen before (the same code, reading values of the same kinds) is not walked again: the
     walk's key, turned into checks (``toolkit.guards``), is replayed on it and collects its arrays."""
     if f is None:
-        return Part(None, (), lambda arrays: None)
+        return Part(None, (), lambda arrays: (None, ()))
     code = _code_of(f)
     plans = _PLANS.get(code) if code is not None else None
     if plans:
@@ -61,7 +68,7 @@ def function_part(f: Any) -> Part:
         match = guards.plan(f, captured.key)
         if match is not None:
             _PLANS.put(code, [(match, captured.key), *(plans or ())])
-    return Part(captured.key, captured.arrays, captured.rebuild)
+    return Part(captured.key, captured.arrays, captured.rebuilt)
 
 
 _PLANS: Cache[list] = Cache(128)  # per code object of a loss or sampler: (checks, key) of calls seen, latest first
@@ -75,17 +82,17 @@ def _code_of(f: Any) -> Any:
     return f.__code__ if type(f) is types.FunctionType else None
 
 
-def _rebuilder(f: Any, key: Any) -> Callable[[tuple[Any, ...]], Any]:
+def _rebuilder(f: Any, key: Any) -> Callable[[tuple[Any, ...]], tuple[Any, Boxes]]:
     """``f`` rebuilt reading other arrays, walked only if it is needed (when the loop is traced)."""
 
-    def rebuild(arrays: tuple[Any, ...]) -> Any:
+    def rebuild(arrays: tuple[Any, ...]) -> tuple[Any, Boxes]:
         captured = closures.capture(f)
         if captured.key != key:  # changed between the call and its trace (another thread): not silently mixed
             raise RuntimeError(
                 "tk.optimise: what the loss or sampler reads changed while its loop was being compiled; "
                 "do not change its closures or globals from another thread during a call."
             )
-        return captured.rebuild(arrays)
+        return captured.rebuilt(arrays)
 
     return rebuild
 
@@ -97,6 +104,8 @@ _OPTIMISERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # optax ob
 def optimiser_part(opt: Any) -> Part:
     """The optimiser: a toolkit rule by its name and hyperparameters (numbers as inputs), anything else walked."""
     if isinstance(opt, rules.Rule) and opt.rule in _RULES:
+        if any(callable(value) for value in opt.hyperparameters.values()):
+            return _rule_part(opt)  # a schedule may read what changes between calls (a global array): walked
         try:  # rules are immutable and hash by value: build the inputs once (per x64 mode: they are its arrays)
             return _cached_rule_part(opt, jax.dtypes.canonicalize_dtype(np.float64))
         except TypeError:  # a rule made of traced values does not hash
@@ -107,6 +116,8 @@ def optimiser_part(opt: Any) -> Part:
     except TypeError:  # not weakly referenceable, or unhashable: walk it every time
         return function_part(opt)
     part = function_part(opt)  # an optax transformation: its closures hold its hyperparameters
+    if not isinstance(part.key, Key):  # not remembered by the walk: it reads what may change (a user's schedule)
+        return part
     try:
         _OPTIMISERS[opt] = part
     except TypeError:
@@ -134,16 +145,18 @@ def _rule_part(opt: rules.Rule) -> Part:
             arrays.extend(_as_array(number) for number in numbers)
     make = _RULES[str(opt.rule)]
 
-    def rebuild(values: tuple[Any, ...]) -> rules.Rule:
+    def rebuild(values: tuple[Any, ...]) -> tuple[rules.Rule, Boxes]:
         taken = iter(values)
-        hyperparameters = {}
+        hyperparameters, boxes = {}, []
         for name, kind in zip(names, kinds):
             if kind[0] == "schedule":
-                hyperparameters[name] = schedules[kind[1]].rebuild(tuple(next(taken) for _ in range(kind[2])))
+                schedule, read = schedules[kind[1]].rebuild(tuple(next(taken) for _ in range(kind[2])))
+                hyperparameters[name] = schedule
+                boxes.extend(read)
             else:
                 numbers = tuple(next(taken) for _ in range(kind[1]))
                 hyperparameters[name] = numbers if kind[2] else numbers[0]
-        return make(**hyperparameters)
+        return make(**hyperparameters), tuple(boxes)
 
     key = ("tk rule", opt.rule, tuple(names), tuple(kinds), tuple((a.shape, a.dtype) for a in arrays))
     return Part(key, tuple(arrays), rebuild)
@@ -185,5 +198,32 @@ class Program:
 
     def build(self, arrays: tuple[Any, ...]) -> tuple[Callable, Any, Any]:
         loss_arrays, sample_arrays, opt_arrays = arrays
-        source = self.source.with_sample(self.sample.rebuild(sample_arrays))
-        return self.make_objective(self.loss.rebuild(loss_arrays), source), self.opt.rebuild(opt_arrays), source
+        sample, sample_boxes = self.sample.rebuild(sample_arrays)
+        source = self.source.with_sample(_holding(sample_boxes, sample))
+        loss, loss_boxes = self.loss.rebuild(loss_arrays)
+        # Held around the whole objective: in implicit mode it puts the optimised values in their own boxes inside.
+        objective = _holding(loss_boxes, self.make_objective(loss, source))
+        opt, opt_boxes = self.opt.rebuild(opt_arrays)
+        return objective, _holding_optimiser(opt_boxes, opt), source
+
+
+def _holding(boxes: Boxes, f: Any) -> Any:
+    """``f`` (a function, or ``None``), with each of ``boxes`` holding its replacement during every call."""
+    if not boxes or f is None:
+        return f
+
+    @functools.wraps(f)
+    def held(*args: Any, **kwargs: Any) -> Any:
+        with closures.holding(boxes):
+            return f(*args, **kwargs)
+
+    return held
+
+
+def _holding_optimiser(boxes: Boxes, opt: Any) -> Any:
+    """The optax transformation ``opt``, with ``boxes`` (read by its schedules) held while it initialises and
+    updates."""
+    if not boxes:
+        return opt
+    kind = optax.GradientTransformationExtraArgs if isinstance(opt, optax.GradientTransformationExtraArgs) else None
+    return (kind or optax.GradientTransformation)(_holding(boxes, opt.init), _holding(boxes, opt.update))
