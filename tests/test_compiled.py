@@ -5,8 +5,10 @@ the same call inside ``with tk.eager():`` (plain JAX, re-traced every call, whic
 what toolkit did before it compiled), and Python's own ``gc``/``weakref``.
 """
 
+import dataclasses
 import gc
 import itertools
+import types
 import warnings
 import weakref
 
@@ -118,6 +120,104 @@ def test_methods_of_objects_read_their_attributes_and_their_globals():
             SCALE = jnp.array([7.0, 8.0, 9.0])  # a global the method reads
     finally:
         SCALE = old
+
+
+@dataclasses.dataclass
+class Config:
+    w: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenConfig:
+    w: jax.Array
+
+
+@dataclasses.dataclass(slots=True)
+class SlottedConfig:
+    w: jax.Array
+    n: int = 2
+
+
+class Slotted:
+    __slots__ = ("w", "unset")
+
+    def __init__(self, w):
+        self.w = w
+
+    def times(self, x):
+        return x * self.w
+
+
+class UnhashableByEq:
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, w):
+        self.w = w
+
+    def __eq__(self, other):
+        return self is other
+
+
+def _set_w(holder, value):
+    object.__setattr__(holder, "w", value)  # a frozen dataclass too: it may still be changed this way
+
+
+HOLDERS = {
+    "dataclass": Config,
+    "frozen dataclass": FrozenConfig,
+    "dataclass(slots=True)": SlottedConfig,
+    "__slots__ class": Slotted,
+    "__eq__ without __hash__": UnhashableByEq,
+    "SimpleNamespace": lambda w: types.SimpleNamespace(w=w),
+}
+
+
+@pytest.mark.parametrize("make", HOLDERS.values(), ids=HOLDERS.keys())
+def test_an_array_held_by_a_dataclass_a_slotted_or_an_unhashable_object_is_never_stale(make):
+    """d/dx (x · holder.w) is holder.w now; these objects once keyed by identity, their arrays baked in."""
+    holder = make(jnp.array(1.0))
+    for value in (1.0, 5.0, -2.0):
+        _set_w(holder, jnp.array(value))
+        assert float(tk.gradient(lambda x: x * holder.w, 1.0)[0]) == value
+        with tk.eager():
+            assert float(tk.gradient(lambda x: x * holder.w, 1.0)[0]) == value  # the oracle: plain JAX
+    assert float(holder.w) == -2.0 and type(holder.w) is type(jnp.array(0.0))  # the user's value, untouched
+    if isinstance(holder, Slotted):
+        assert float(tk.gradient(lambda x: holder.times(x), 1.0)[0]) == -2.0  # through a method
+        assert not hasattr(holder, "unset")  # an unset slot stays unset
+
+
+@dataclasses.dataclass(eq=False)
+class Linked:
+    w: jax.Array
+    other: "Linked | None" = None
+
+
+def test_an_object_met_twice_or_in_a_cycle_is_walked_once_and_read_at_each_call():
+    a, b = Linked(jnp.array(1.0)), Linked(jnp.array(2.0))
+    a.other, b.other = b, a  # a cycle
+    shared = {"again": a}  # and a met a second time through a dict
+    f = lambda x: x * (a.w + a.other.w + shared["again"].w)  # noqa: E731
+    for wa, wb in ((1.0, 2.0), (3.0, -5.0), (0.5, 0.25)):
+        a.w, b.w = jnp.array(wa), jnp.array(wb)
+        assert float(tk.gradient(f, 1.0)[0]) == 2 * wa + wb
+    assert a.other is b and b.other is a and shared["again"] is a  # the user's objects as they were
+
+
+class SlottedReadingAGlobal:
+    __slots__ = ("k",)
+
+    def __init__(self):
+        self.k = 1.0
+
+    def scaled(self, x):
+        return x * SCALE[0] * self.k
+
+
+def test_a_slotted_object_whose_method_reads_a_global_array_is_an_error_not_a_stale_result():
+    holder = SlottedReadingAGlobal()
+    with pytest.raises(TypeError, match=r"SlottedReadingAGlobal has __slots__.*scaled read arrays from globals"):
+        tk.gradient(lambda x: holder.scaled(x), 1.0)
 
 
 def test_a_box_read_but_not_differentiated_is_an_input():

@@ -23,11 +23,12 @@ replaced. Library functions (JAX, NumPy, optax, ...) are walked through their
 closures (an ``optax.adam(1e-3)`` made anew each call keys the same as the last
 one) but not through their module globals, which are constants.
 
-Instances of the user's own classes are walked through their ``__dict__`` (a
-model whose ``W`` attribute is an array has ``W`` passed in; ``copy.copy`` makes
-the replacement). Other objects (a jitted function, an instance of a library
-class, anything with ``__slots__`` only) key by identity, and whatever arrays
-they hold stay constants of the program.
+Instances of the user's own classes (dataclasses, frozen or not, ``__slots__``
+classes and ``types.SimpleNamespace`` included) are walked through their
+attributes (a model whose ``W`` attribute is an array has ``W`` passed in;
+``copy.copy`` makes the replacement), unless they hash by value (then they key
+by value). Other objects (a jitted function, an instance of a library class)
+key by identity, and whatever arrays they hold stay constants of the program.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ __all__ = ["Captured", "capture", "holding"]
 
 _LIBRARIES = (
     *("jax", "jaxlib", "numpy", "optax", "flax", "chex", "scipy", "colour", "builtins", "functools", "toolkit"),
+    *("pytest", "_pytest", "pluggy"),  # what pytest's assertion rewriting has a test's functions read
 )
 _DEPTH = 12  # how deep the walk goes (containers and functions reached through each other)
 _MOST_LEAVES = 10_000  # a container with more leaves than this is keyed by identity, not walked
@@ -330,17 +332,52 @@ def _flatten(value: Any) -> tuple[list[Any], Any] | None:
 
 
 def _walks_into(value: Any) -> bool:
-    """An instance of a user's class with a plain ``__dict__``: its attributes are walked (and copied to replace)."""
+    """An instance of a user's class with attributes (a ``__dict__``, ``__slots__`` or both) that does not hash by
+    value: its attributes are walked (and copied to replace). A dataclass (unhashable: ``__eq__`` without
+    ``__hash__``) is one, and so is a ``types.SimpleNamespace``; an object that hashes by value keys by value."""
     kind = type(value)
-    return isinstance(getattr(value, "__dict__", None), dict) and not _is_library(kind) and not isinstance(value, type)
+    if isinstance(value, type) or _is_library(kind):
+        return False
+    if not (isinstance(getattr(value, "__dict__", None), dict) or _slots(kind)):
+        return False
+    if kind.__hash__ is object.__hash__ or kind.__hash__ is None:
+        return True
+    try:
+        hash(value)
+    except TypeError:  # a frozen dataclass holding an array, say
+        return True
+    return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _slots(kind: type) -> tuple[str, ...]:
+    """The attribute names the ``__slots__`` of ``kind`` and its bases declare, in the order of the bases."""
+    names: dict[str, None] = {}
+    for base in reversed(kind.__mro__):
+        declared = vars(base).get("__slots__", ())
+        for name in (declared,) if isinstance(declared, str) else declared:
+            if name not in ("__dict__", "__weakref__"):
+                names[name] = None
+    return tuple(names)
+
+
+def attributes_of(value: Any) -> dict[str, Any]:
+    """An object's attributes as the walk reads them: its ``__dict__``, then its slots (:data:`MISSING` if unset)."""
+    found = dict(getattr(value, "__dict__", None) or {})
+    for name in _slots(type(value)):
+        found[name] = getattr(value, name, _MISSING)
+    return found
 
 
 def _scalar_or_object_key(value: Any, walk: _Walk, depth: int) -> Any:
     if isinstance(value, (type, types.ModuleType, types.BuiltinFunctionType)):
         return ("identity", _Identity(value))
-    if _walks_into(value) and type(value).__hash__ is object.__hash__:
+    if _walks_into(value):
         walk.mutable = True
-        attributes = _key(dict(value.__dict__), walk, depth + 1)  # then the methods: the order rebuild walks in
+        if id(value) in walk.seen:  # met before in this walk (a cycle, or shared): its arrays are in already
+            return ("seen object", _Identity(value))
+        walk.seen[id(value)] = value
+        attributes = _key(attributes_of(value), walk, depth + 1)  # then the methods: the order rebuild walks in
         methods = tuple(_key(method, walk, depth + 1) for _, method in _methods(type(value)))
         return ("object", type(value), _Identity(value), attributes, methods)
     try:
@@ -485,18 +522,31 @@ class _Rebuild:
         return self.object(value, depth)
 
     def object(self, value: Any, depth: int) -> Any:
-        if not (_walks_into(value) and type(value).__hash__ is object.__hash__):
+        if not _walks_into(value):
             return value
+        if id(value) in self.done:  # met before (the walk's "seen object"): the same copy
+            return self.done[id(value)]
+        self.done[id(value)] = value  # until copied: a cycle back to it keeps the original
         taken = self.taken
-        attributes = self.value(dict(value.__dict__), depth + 1)
+        attributes = self.value(attributes_of(value), depth + 1)
         methods = {name: self.function(method, depth + 1) for name, method in _methods(type(value))}
         changed = {name: m for name, m in methods.items() if m is not dict(_methods(type(value)))[name]}
         if self.taken == taken:
             return value
         twin = copy.copy(value)
-        twin.__dict__.update(attributes)
+        slots = _slots(type(value))
+        for name, attribute in attributes.items():  # object.__setattr__: a frozen dataclass is copied too
+            if attribute is not _MISSING or name not in slots:
+                object.__setattr__(twin, name, attribute)
+        if changed and not isinstance(getattr(twin, "__dict__", None), dict):
+            raise TypeError(  # nowhere to bind them, and left alone they would read the globals' old arrays
+                f"{type(value).__name__} has __slots__ and no __dict__, and its methods "
+                f"{', '.join(sorted(changed))} read arrays from globals; toolkit cannot pass those in. "
+                f"Pass the arrays as arguments or attributes instead, or add '__dict__' to its __slots__."
+            )
         for name, method in changed.items():  # methods reading replaced globals: bound on the copy itself
             twin.__dict__[name] = types.MethodType(method, twin)
+        self.done[id(value)] = twin
         return twin
 
     def cell(self, cell: types.CellType, depth: int) -> types.CellType:
@@ -637,6 +687,7 @@ def capture(value: Any) -> Captured:
 
 identity = _Identity
 is_library = _is_library
+slots = _slots
 methods = _methods
 global_names = _global_names
 user_modules = _user_modules

@@ -225,8 +225,11 @@ class _Code:
     def object(self, var: str, value: Any, key: Any) -> None:
         self.same(var, value)
         attributes = self.var()
-        self.lines.append(f"{attributes} = {var}.__dict__")
-        self.emit(attributes, dict(value.__dict__), key[3])
+        if closures.slots(type(value)):  # read as the walk reads them: the __dict__, then each slot
+            self.lines.append(f"{attributes} = {self.const(closures.attributes_of)}({var})")
+        else:
+            self.lines.append(f"{attributes} = {var}.__dict__")
+        self.emit(attributes, closures.attributes_of(value), key[3])
         for (_, method), k in zip(closures.methods(type(value)), key[4]):  # the class's: constants, walked
             name = self.var()
             self.lines.append(f"{name} = {self.const(method)}")
@@ -312,6 +315,7 @@ _TAGGED: dict[str, Callable[..., None]] = {
     "empty": _Code.empty,
     "tree": _Code.tree,
     "identity": _Code.same,
+    "seen object": _Code.same,  # an object the walk met before: the same one
     "opaque": _Code.same,
     "object": _Code.object,
     "value": _Code.value,

@@ -5,8 +5,10 @@ value), JAX's own compile log (``jax.log_compiles``) for what compiled, and
 ``weakref`` + ``gc`` for what was kept.
 """
 
+import dataclasses
 import gc
 import logging
+import types
 import weakref
 
 import jax
@@ -72,6 +74,19 @@ def test_a_box_read_by_the_loss_or_the_sampler_is_read_at_each_call():
             box.value = jnp.array(target)
             np.testing.assert_allclose(run(), target, rtol=1e-5, err_msg=name)  # the minimiser: the box's value now
             np.testing.assert_array_equal(box.value, target)  # and the box keeps it (no tracer left in it)
+
+
+@dataclasses.dataclass
+class Target:
+    w: jax.Array
+
+
+def test_an_array_held_by_a_dataclass_or_a_namespace_the_loss_reads_is_read_at_each_call():
+    for holder in (Target(jnp.zeros(2)), types.SimpleNamespace(w=jnp.zeros(2))):
+        loss = lambda p: tk.mse(p, holder.w)  # noqa: E731  the same object each call, and so the same program
+        for target in ([1.0, -2.0], [7.0, 3.0]):
+            holder.w = jnp.array(target)
+            np.testing.assert_allclose(tk.optimise(loss, jnp.zeros(2), tk.Descent(0.5), steps=100).params, target)
 
 
 LEARNING_RATE = jnp.array(0.1)
