@@ -29,6 +29,10 @@ attributes (a model whose ``W`` attribute is an array has ``W`` passed in;
 ``copy.copy`` makes the replacement), unless they hash by value (then they key
 by value). Other objects (a jitted function, an instance of a library class)
 key by identity, and whatever arrays they hold stay constants of the program.
+So do arrays stored on a class (``Model.SCALE``, or ``self.SCALE`` where
+``SCALE`` is a class attribute): classes key by identity, and their attributes
+are read when the program is traced. Keep arrays that change on instances, in
+globals or in closures.
 """
 
 from __future__ import annotations
