@@ -225,5 +225,6 @@ def _holding_optimiser(boxes: Boxes, opt: Any) -> Any:
     updates."""
     if not boxes:
         return opt
-    kind = optax.GradientTransformationExtraArgs if isinstance(opt, optax.GradientTransformationExtraArgs) else None
-    return (kind or optax.GradientTransformation)(_holding(boxes, opt.init), _holding(boxes, opt.update))
+    extra = isinstance(opt, optax.GradientTransformationExtraArgs)
+    kind = optax.GradientTransformationExtraArgs if extra else optax.GradientTransformation
+    return kind(_holding(boxes, opt.init), _holding(boxes, opt.update))
