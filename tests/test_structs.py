@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import toolkit as tk
+from tests.compiles import compiled_names
 
 
 @tk.struct
@@ -722,6 +723,36 @@ def test_arithmetic_on_concrete_fields_equals_the_field_by_field_jnp_operation(s
                 assert got_r.dtype == want_r.dtype and got_r.weak_type == want_r.weak_type
                 np.testing.assert_array_equal(got_r, want_r)
         assert forward.tag == "t"
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_structs_of_numbers_and_of_arrays_combine_in_one_call_as_the_field_by_field_jnp_operation(dtype):
+    # RGB(1.0, 1.0, 1.0) - eta * g: the seed's colour starts with Python numbers, its gradient has arrays.
+    numbers = _Three(1.0, 2, jnp.array([0.5, 1.5], dtype))  # a float, an int, an array
+    arrays = _Three(jnp.array([0.25, -3.0], dtype), jnp.asarray(0.1, dtype), 2.0)
+    names = compiled_names(lambda: [numbers - arrays, arrays * numbers])  # one program each
+    assert len(names) == 2, names
+    for symbol, op in (("-", jnp.subtract), ("*", jnp.multiply), ("/", jnp.divide)):
+        pick = {"-": lambda p, q: p - q, "*": lambda p, q: p * q, "/": lambda p, q: p / q}[symbol]
+        for x, y in ((numbers, arrays), (arrays, numbers)):
+            got = pick(x, y)
+            for f in ("a", "b", "c"):
+                want = op(getattr(x, f), getattr(y, f))
+                assert got_is_want(getattr(got, f), want), (symbol, f)
+    other = _Three(3.0, 4, jnp.array([2.0, 4.0], dtype))  # other numbers: the same program
+    assert not compiled_names(lambda: other - arrays)
+    plain = _Three(1.0, 2.0, 3.0) - _Three(0.5, 1.0, 1.5)  # numbers only: numbers, as field-by-field Python
+    assert [type(plain.a), type(plain.b), type(plain.c)] == [float, float, float] and plain.c == 1.5
+    ints = _Three(jnp.array([1, 2]), 2.0, 1.0) - _Three(0.5, jnp.array([1, 3]), jnp.array(1, jnp.int8))
+    assert got_is_want(ints.a, jnp.subtract(jnp.array([1, 2]), 0.5))  # an integer array and a number: jnp's rule
+    assert got_is_want(ints.b, jnp.subtract(2.0, jnp.array([1, 3])))
+
+
+def got_is_want(got, want) -> bool:
+    """Same dtype, weak type, shape and bits (NaN where NaN)."""
+    got, want = jnp.asarray(got), jnp.asarray(want)
+    same = got.dtype == want.dtype and got.weak_type == want.weak_type and got.shape == want.shape
+    return bool(same and np.array_equal(np.asarray(got, np.float64), np.asarray(want, np.float64), equal_nan=True))
 
 
 def test_arithmetic_under_jit_is_traced_field_by_field():

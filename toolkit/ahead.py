@@ -68,10 +68,11 @@ class _Last:
     """The latest compiled gradient call of a thread: its entry, and the ids of its gradients and arguments
     (ids only: nothing of the user's is kept; a stale id only makes a program that the next call checks)."""
 
-    __slots__ = ("entry", "grads", "args")
+    __slots__ = ("entry", "grads", "args", "kinds")
 
     def __init__(self, entry: Any, result: Any, args: tuple):
         self.entry, self.grads, self.args = entry, tuple(map(id, result[1])), tuple(map(id, args))
+        self.kinds = tuple(map(type, args))
 
 
 class _Ahead:
@@ -134,24 +135,53 @@ def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any
     float64 = jax.dtypes.canonicalize_dtype(np.float64)
     found = compiled.find(body, values, float64)
     if found is None:  # not seen before (or no plan for it): compiled now
-        result = compiled.call(caller, named, body, *values)
-        found = compiled.find(body, values, float64)
-        slot.last = None if found is None else _Last(found[0], result, values[2])
-        return result
+        return _first_call(slot, ops, caller, named, body, values, float64)
     entry, arrays = found
     ahead = slot.ahead
     if ahead is not None and ahead.fusion.first is entry:
         result = _run_ahead(slot, ahead, entry, values, arrays)
         if result is not MISS:
             return result
-    elif ops is not None and ops.last.entry is entry and _continues(ops, values[2]):
-        result = _arithmetic_ahead(slot, ops, entry, values, arrays)
+    elif (
+        ops is not None
+        and _continues(ops, values[2])
+        and (ops.last.entry is entry or _same_kinds(ops, values[2]))  # (the first step's had number fields)
+    ):
+        result = _arithmetic_ahead(slot, ops, entry, arrays, values)
         if result is not MISS:
             return result
     slot.kept = None
     result = compiled.run(caller, named, entry, arrays, body, values)
     slot.last = _Last(entry, result, values[2])
     return result
+
+
+def _first_call(
+    slot: _Slot, ops: _Ops | None, caller: str, named: Any, body: Callable, values: tuple, float64: Any
+) -> Any:
+    """A gradient call no plan finds, compiled now. Where it goes on from the last step's struct arithmetic (a
+    loop whose first argument had number fields, or whose shapes changed), it runs straight away the program that
+    works that arithmetic out too: one compile, not the gradient's own and then that one."""
+    runner = None
+    if ops is not None and _continues(ops, values[2]) and _same_kinds(ops, values[2]):
+        runner = functools.partial(_arithmetic_ahead, slot, ops, values=values)
+    slot.last = None
+    result = compiled.first_call(caller, named, body, values, float64, runner)
+    if slot.made is None:  # not run ahead: the gradient's own program (or eagerly)
+        found = compiled.find(body, values, float64)
+        slot.last = None if found is None else _Last(found[0], result, values[2])
+    return result
+
+
+def _same_kinds(ops: _Ops, args: tuple) -> bool:
+    """Whether the arguments the arithmetic ``ops`` reads (and so their gradients) are structs of the classes and
+    field counts it was seen on."""
+    kinds = ops.last.kinds
+    for (_, i), size in ops.sizes.items():
+        arg = args[i] if i < len(args) else None
+        if i >= len(kinds) or type(arg) is not kinds[i] or len(structs.data_of(arg)) != size:
+            return False
+    return True
 
 
 def _run_ahead(slot: _Slot, ahead: _Ahead, entry: Any, values: tuple, arrays: tuple) -> Any:
@@ -450,7 +480,8 @@ def _arithmetic_fusion(entry: Any, ops: _Ops, args: tuple, arrays: tuple) -> Any
     program.positions = tuple(where.get(id(a), -1) for a in fields)
     kept = [c for c in ops.consts if type(c) not in (int, float)]
     if not (
-        program.reads(args, arrays)
+        -1 not in program.positions  # (an argument's number fields are not among them)
+        and program.reads(args, arrays)
         and all(deferred.frozen(args[i]) for _, i in program.args)
         and _worth_keeping([*fields, *kept])
     ):
@@ -495,7 +526,7 @@ class _Made:
         return ops
 
 
-def _arithmetic_ahead(slot: _Slot, ops: _Ops, entry: Any, values: tuple, arrays: tuple) -> Any:
+def _arithmetic_ahead(slot: _Slot, ops: _Ops, entry: Any, arrays: tuple, values: tuple) -> Any:
     args = values[2]
     fusion = _arithmetic_fusion(entry, ops, args, arrays)
     if fusion is None or not _pays(fusion):

@@ -152,11 +152,30 @@ def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any
     found = find(body, values, float64)
     if found is not None:
         return run(caller, named, found[0], found[1], body, values)
+    return first_call(caller, named, body, values, float64)
+
+
+MISS = object()  # what a first_call runner returns where it did not run the call
+
+
+def first_call(
+    caller: str,
+    named: Any,
+    body: Callable[..., Any],
+    values: tuple[Any, ...],
+    float64: Any,
+    runner: Callable[[_Entry, tuple[Any, ...]], Any] | None = None,
+) -> Any:
+    """``call``'s work for a call no plan finds: the entry (made if new), run, and a plan made for the next call
+    like it. ``runner(entry, arrays)``, where given, runs it instead (a program that does more, see
+    ``toolkit.ahead``); where that returns :data:`MISS`, the entry's own program does."""
     made = entry_for(caller, named, body, values, float64)
     if made is None:
         return body(*values)
     entry, captured = made
-    result = run(caller, named, entry, captured.arrays, body, values)
+    result = MISS if runner is None else runner(entry, captured.arrays)
+    if result is MISS:
+        result = run(caller, named, entry, captured.arrays, body, values)
     if not entry.runs_eagerly:
         _add_plan(body, values, captured.key, entry)
     return result

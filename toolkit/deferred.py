@@ -304,7 +304,7 @@ def matching(deferred: Deferred, pick: Callable, body: Callable, prefix: tuple) 
     return None
 
 
-MISS = object()  # what fused() returns where it has no program for the values
+MISS = compiled.MISS  # what fused() returns where it has no program for the values
 
 
 def call_after(

@@ -529,6 +529,21 @@ def _concrete_arrays(values: tuple[Any, ...]) -> bool:
     return True
 
 
+def _arrays_and_numbers(leaves: tuple[Any, ...], others: tuple[Any, ...]) -> bool:
+    """Whether each pair of fields is two concrete arrays, or a concrete floating-point array and a Python number
+    (``RGB(1.0, 1.0, 1.0) - eta * g``: the plain path turns the number into an array of the array's dtype too)."""
+    concrete = concrete_array_type()
+    for a, b in zip(leaves, others):
+        array, number = (a, b) if type(a) is concrete else (b, a)
+        if type(array) is not concrete:
+            return False
+        if type(number) is not concrete and (
+            type(number) not in (int, float) or not jax.numpy.issubdtype(array.dtype, jax.numpy.inexact)
+        ):
+            return False
+    return True
+
+
 @functools.lru_cache(maxsize=256)
 def _data_getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
     return _getter(getattr(cls, _FIELDS)[0])
@@ -550,10 +565,10 @@ def _at_once(op: Callable, symbol: str, self: Any, other: Any, reflected: bool) 
         if static and any(getattr(self, f) != getattr(other, f) for f in static):
             return None  # the plain path says what differs
         others = _data_getter(kind)(other)
-        if not (_concrete_arrays(leaves) and _concrete_arrays(others)):
+        if not (_concrete_arrays(leaves) and _concrete_arrays(others) or _arrays_and_numbers(leaves, others)):
             return None
         for f, a, b in zip(data, leaves, others):
-            if a.shape != b.shape:
+            if type(a) is type(b) and a.shape != b.shape:  # (a number broadcasts with any field)
                 _check_broadcast(f"{kind.__name__}.{f}", a, b)
         results = _pairs_at_once(op, reflected)(leaves, others)
     elif is_struct(other):
