@@ -493,8 +493,10 @@ def _pairwise_field(op: Callable, symbol: str, a: Any, b: Any, path: str) -> Any
 
 # --- arithmetic in one call ------------------------------------------------------
 # Eagerly, ``colour - eta * grad`` on a struct of three arrays is six dispatches of
-# a few microseconds each; when every data field is itself a concrete JAX array, the
-# checks run as below and the arithmetic of all fields is one jitted call. Under a
+# a few microseconds each; when every data field is itself a concrete JAX array (or,
+# between two structs, a Python number met by a floating-point array: the seed's
+# ``RGB(1.0, 1.0, 1.0) - eta * g``), the checks run as below and the arithmetic of
+# all fields is one jitted call. Under a
 # transformation (tracers) it is the plain field-by-field code, so jaxprs are unchanged.
 # ``**`` keeps the plain path: a Python exponent must stay static (integer_pow).
 
