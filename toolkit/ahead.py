@@ -174,14 +174,10 @@ def _first_call(
 
 
 def _same_kinds(ops: _Ops, args: tuple) -> bool:
-    """Whether the arguments the arithmetic ``ops`` reads (and so their gradients) are structs of the classes and
-    field counts it was seen on."""
+    """Whether the arguments the arithmetic ``ops`` reads (and so their gradients) are structs of the classes it
+    was seen on (and so have its field counts)."""
     kinds = ops.last.kinds
-    for (_, i), size in ops.sizes.items():
-        arg = args[i] if i < len(args) else None
-        if i >= len(kinds) or type(arg) is not kinds[i] or len(structs.data_of(arg)) != size:
-            return False
-    return True
+    return all(i < len(args) and i < len(kinds) and type(args[i]) is kinds[i] for _, i in ops.sizes)
 
 
 def _run_ahead(slot: _Slot, ahead: _Ahead, entry: Any, values: tuple, arrays: tuple) -> Any:
