@@ -8,6 +8,7 @@ what toolkit did before it compiled), and Python's own ``gc``/``weakref``.
 import dataclasses
 import gc
 import itertools
+import threading
 import types
 import warnings
 import weakref
@@ -421,3 +422,25 @@ def test_what_a_function_reads_off_the_users_own_module_is_never_stale(tmp_path,
     for data in ([1.0, 2.0], [10.0, -20.0]):
         user_model.DATA = jnp.array(data)  # read through the module, in `loss` and in `f`
         np.testing.assert_allclose(tk.gradient(f, p)[0], 2 * (np.asarray(p) - data) + np.asarray(data))
+
+
+def test_the_x64_mode_read_each_call_is_jaxs_own_in_every_mode_and_thread():
+    """``compiled.float64_now`` (read on every call, part of every key) is the very dtype
+    ``jax.dtypes.canonicalize_dtype(np.float64)`` gives: globally, inside ``jax.enable_x64`` either way, and in
+    a thread started inside it (JAX's context managers are per thread)."""
+    from toolkit import compiled
+
+    def both():
+        return compiled.float64_now(), jax.dtypes.canonicalize_dtype(np.float64)
+
+    seen = [both()]
+    for mode in (True, False):
+        with jax.enable_x64(mode):
+            seen.append(both())
+            thread_seen = []
+            thread = threading.Thread(target=lambda: thread_seen.append(both()))
+            thread.start()
+            thread.join()
+            seen += thread_seen
+    assert all(ours is jaxs for ours, jaxs in seen), seen
+    assert {jaxs for _, jaxs in seen} == {np.dtype(np.float32), np.dtype(np.float64)}  # both modes were met

@@ -30,6 +30,13 @@ class Pair:
     b: float
 
 
+@tk.struct
+class Labelled:
+    a: jax.Array
+    b: float
+    label: str = tk.field(static=True, default="x")
+
+
 class Model:
     def __init__(self, w, n):
         self.w, self.n = w, n
@@ -91,6 +98,16 @@ def _variants():
             "new array values": Pair(jnp.zeros(2), 1.0),
             "other float": Pair(jnp.ones(2), 2.0),
             "other type": (jnp.ones(2), 1.0),
+            # a plan made from a struct whose fields are its leaves reads them straight off it: each change of
+            # what a field holds (same leaf count or not) must still fail it, as a changed treedef does
+            "field holding a tuple of one": Pair((jnp.ones(2),), 1.0),
+            "number field holding a tuple": Pair(jnp.ones(2), (1.0,)),
+            "field holding None": Pair(None, 1.0),
+            "field holding a struct": Pair(Pair(jnp.ones(2), 1.0), 1.0),
+            "static field": Labelled(jnp.ones(2), 1.0),
+            "static field, new array values": Labelled(jnp.zeros(2), 1.0),
+            "other static value": Labelled(jnp.ones(2), 1.0, "y"),
+            "other number in a static struct": Labelled(jnp.ones(2), 3.0),
         },
         "partials": {
             "base": functools.partial(jnp.dot, jnp.ones(3)),

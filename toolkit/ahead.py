@@ -55,7 +55,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import numpy as np
 
 from toolkit import compiled, deferred, filters, structs
 
@@ -132,7 +131,7 @@ def call(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> Any
     if compiled.eager_mode() or deferred.checking_nans():
         slot.last = slot.ahead = slot.kept = None
         return compiled.call(caller, named, body, *values)
-    float64 = jax.dtypes.canonicalize_dtype(np.float64)
+    float64 = compiled.float64_now()
     found = compiled.find(body, values, float64)
     if found is None:  # not seen before (or no plan for it): compiled now
         return _first_call(slot, ops, caller, named, body, values, float64)
@@ -227,7 +226,7 @@ def taken(caller: str, opt: Any, state: Any, params: Any, grads: Any) -> Any:
         and state is ahead.state
         and opt is ahead.opt
         and caller == ahead.caller
-        and fusion.first.float64 is jax.dtypes.canonicalize_dtype(np.float64)
+        and fusion.first.float64 is compiled.float64_now()
         and (kept.leaves is None or _same_contents(jax.tree.flatten((state, params)), kept.leaves))
     ):
         slot.last = _Last(fusion.first, kept.first, kept.args)
@@ -273,7 +272,7 @@ def learn(caller: str, named: Any, body: Callable[..., Any], prefix: tuple, grad
             break
         arrays.clear()
     else:
-        if not deferred.may_try(pair) or last.entry.float64 is not jax.dtypes.canonicalize_dtype(np.float64):
+        if not deferred.may_try(pair) or last.entry.float64 is not compiled.float64_now():
             return
         fusion = deferred.learn(last.entry, grads, key, caller, named, prefix, keep_first=True)
         if fusion is None or not fusion.prefix(prefix, arrays) or not _worth_keeping(arrays):
@@ -569,7 +568,7 @@ def _kept(op: Callable, reflected: bool, a: Any, b: Any) -> Any:
         and op is want_op
         and reflected is want_reflected
         and (b is want_b or _same_number(b, want_b))
-        and made.fusion.first.float64 is jax.dtypes.canonicalize_dtype(np.float64)
+        and made.fusion.first.float64 is compiled.float64_now()
     ):
         made.taken = j + 1
         if j + 1 == len(made.made):  # all taken: the next gradient call goes on from them

@@ -81,7 +81,7 @@ class Deferred:
         x64 mode it was made in)."""
         if self._result is _UNSET:
             mode = self.entry.float64
-            if jax.dtypes.canonicalize_dtype(np.float64) is mode:
+            if compiled.float64_now() is mode:
                 self._result = self._run()
             else:
                 with jax.enable_x64(mode == np.float64):
@@ -111,7 +111,7 @@ def later(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> De
     compiles it, runs at once as well); run at once otherwise (its result is then in the ``Deferred``)."""
     if compiled.eager_mode() or checking_nans():
         return _done(compiled.call(caller, named, body, *values))
-    float64 = jax.dtypes.canonicalize_dtype(np.float64)
+    float64 = compiled.float64_now()
     found = compiled.find(body, values, float64)
     result = _UNSET
     if found is None:  # not seen before (or no plan for it): compiled now, and deferred if a plan was made
@@ -120,8 +120,9 @@ def later(caller: str, named: Any, body: Callable[..., Any], *values: Any) -> De
         if found is None:
             return _done(result)
     entry, arrays = found
-    if np.ndarray in map(type, arrays):  # NumPy arrays can change in place: copied, if small
-        if sum([a.nbytes for a in arrays if type(a) is np.ndarray]) > _MOST_COPIED:
+    numpy = [a for a in arrays if type(a) is np.ndarray]
+    if numpy:  # NumPy arrays can change in place: copied, if small
+        if sum([a.nbytes for a in numpy]) > _MOST_COPIED:
             return _done(compiled.call(caller, named, body, *values) if result is _UNSET else result)
         arrays = tuple([a.copy() if type(a) is np.ndarray else a for a in arrays])
     deferred = Deferred(caller, named, body, values, entry, arrays)
@@ -295,7 +296,7 @@ def matching(deferred: Deferred, pick: Callable, body: Callable, prefix: tuple) 
     if deferred.entry is None:
         return None
     pair = deferred.entry.after.get((body, pick))
-    if pair is not None and deferred.entry.float64 is jax.dtypes.canonicalize_dtype(np.float64):
+    if pair is not None and deferred.entry.float64 is compiled.float64_now():
         arrays: list[Any] = []
         for fusion in pair.fusions:
             if fusion.prefix(prefix, arrays):
@@ -317,7 +318,7 @@ def call_after(
     if result is not MISS:
         return result
     entry = deferred.entry
-    same_mode = entry is not None and entry.float64 is jax.dtypes.canonicalize_dtype(np.float64)
+    same_mode = entry is not None and entry.float64 is compiled.float64_now()
     pair = pair_of(entry, (body, pick)) if entry is not None and same_mode else None
     if pair is not None and may_try(pair):
         fusion = learn(entry, pick(deferred.result()), (body, pick), caller, named, prefix)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import types
 from collections.abc import Callable
 from typing import Any
@@ -45,7 +46,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from toolkit import _effects, closures
+from toolkit import _effects, closures, structs
 from toolkit.cache import Key
 from toolkit.params import Param, Params
 
@@ -216,9 +217,19 @@ class _Code:
 
     def tree(self, var: str, value: Any, key: Any) -> None:
         leaves, structure = self.var(), self.var()
-        self.check(f"type({var}) is {self.const(type(value))}")
-        self.lines.append(f"{leaves}, {structure} = flatten({var})")
-        self.check(f"{structure} == {self.const(key[1])} and len({leaves}) == {len(key[2])}")
+        kind = type(value)
+        self.check(f"type({var}) is {self.const(kind)}")
+        fields = structs.getters(kind)
+        if fields is not None and _flat_struct(value, key, fields[0]):
+            # Its fields are its leaves, each checked by type below: read straight off it, without flatten (a
+            # tenth of the time), and its static fields compared as its treedef would compare them.
+            data_of, static_of = fields
+            self.lines.append(f"{leaves} = {self.const(data_of)}({var})")
+            if static_of(value):
+                self.check(f"{self.const(static_of)}({var}) == {self.const(static_of(value))}")
+        else:
+            self.lines.append(f"{leaves}, {structure} = flatten({var})")
+            self.check(f"{structure} == {self.const(key[1])} and len({leaves}) == {len(key[2])}")
         for name, leaf, k in zip(self.unpack(leaves, len(key[2])), jax.tree.leaves(value), key[2]):
             self.emit(name, leaf, k)
 
@@ -297,6 +308,23 @@ def _equal_remembered(kind: type, key: Key) -> Callable[[Any, list], bool]:
         return True
 
     return match
+
+
+def _flat_struct(value: Any, key: Any, data_of: Callable[[Any], tuple]) -> bool:
+    """Whether the struct ``value``'s data fields are its leaves, one each, and each is keyed as an array or a
+    number (whose checks start with the type: a field that later holds a subtree, or None, fails them)."""
+    fields, leaves = data_of(value), jax.tree.leaves(value)
+    return (
+        len(fields) == len(leaves) == len(key[2])
+        and all(map(operator.is_, fields, leaves))
+        and all(map(_checked_by_type, key[2]))
+    )
+
+
+def _checked_by_type(key: Any) -> bool:
+    """Whether a leaf's checks (:meth:`_Code.array`, :meth:`_Code.plain`) start with its type."""
+    tag = _tag(key)
+    return tag in ("array", "value") or (isinstance(tag, type) and tag not in (tuple, list, dict))
 
 
 def _constant_attributes(value: Any) -> bool:

@@ -209,14 +209,14 @@ class Grads(Mapping):
     def later(cls, params: Params, deferred: Any, grads_of: Callable[[Any], Iterable[Any]]) -> Grads:
         """Grads worked out when first read, as ``grads_of(deferred.result())`` (see ``toolkit.deferred``)."""
         gs = cls.__new__(cls)
-        gs.params, gs._boxes, gs._call = params, tuple(params), (deferred, grads_of)
+        gs.params, gs._boxes, gs._call = params, tuple(params._boxes), (deferred, grads_of)
         return gs
 
     def pending(self, params: Params) -> tuple[Any, Callable[[Any], Iterable[Any]]] | None:
         """``(deferred call, grads_of)`` if these come from a deferred call and are for exactly the boxes of
         ``params``, in order: ``tk.update_`` then runs that call inside its own program, read or not."""
         call = self._call
-        return call if call is not None and tuple(params) == self._boxes else None
+        return call if call is not None and tuple(params._boxes) == self._boxes else None
 
     def __getattr__(self, name: str) -> Any:  # only for attributes not set: the gradients of later Grads
         call = self.__dict__.get("_call")

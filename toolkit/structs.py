@@ -329,6 +329,7 @@ def _register(cls: type, data: tuple[str, ...], static: tuple[str, ...]) -> None
         return children, tuple(getattr(x, name) for name in static)
 
     data_of, static_of = _getter(data), _getter(static)  # flattened on every compiled call: kept fast
+    _GETTERS[cls] = (data_of, static_of)
 
     def flatten(x):
         return data_of(x), static_of(x)
@@ -336,6 +337,15 @@ def _register(cls: type, data: tuple[str, ...], static: tuple[str, ...]) -> None
     slotted = any("__slots__" in vars(k) for k in cls.__mro__[:-1])  # then instances have no __dict__
     unflatten = (_setattr_unflatten if slotted else _dict_unflatten)(cls, data, static)
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+
+
+_GETTERS: dict[type, tuple[Callable[[Any], tuple], Callable[[Any], tuple]]] = {}
+
+
+def getters(cls: type) -> tuple[Callable[[Any], tuple], Callable[[Any], tuple]] | None:
+    """``(data_of, static_of)`` of a struct class: functions giving an instance's data fields (the children JAX
+    flattens it into) and its static fields (its treedef's aux data), as tuples; ``None`` for other classes."""
+    return _GETTERS.get(cls)
 
 
 def _setattr_unflatten(cls: type, data: tuple[str, ...], static: tuple[str, ...]) -> Callable:

@@ -361,8 +361,9 @@ class _Chain:
 def _chain(
     fusion: Any, record: _Record, values: tuple, new: tuple, arrays: tuple, leaves: list, chain: _Chain | None
 ) -> _Chain | None:
-    if chain is not None and chain.fusion is fusion:
-        return _Chain(fusion, chain.opt_arrays, chain.state_tree, tuple(leaves[len(new) :]), new)
+    if chain is not None and chain.fusion is fusion:  # the same program again: its new arrays, in place
+        chain.state_arrays, chain.new = tuple(leaves[len(new) :]), new
+        return chain
     if fusion.frozen is None:  # what its checks let through: JAX arrays in tuples (optax's states) and structs
         deferred.judge_frozen(fusion, record.opt, record.state, values, leaves)  # leaves: what the record keeps
     kind = filters.concrete_array_type()
