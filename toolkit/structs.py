@@ -558,7 +558,8 @@ def _arrays_and_numbers(leaves: tuple[Any, ...], others: tuple[Any, ...]) -> boo
 
 @functools.lru_cache(maxsize=256)
 def _data_getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
-    return _getter(getattr(cls, _FIELDS)[0])
+    registered = _GETTERS.get(cls)  # the getter its registration with JAX flattens it with
+    return registered[0] if registered is not None else _getter(getattr(cls, _FIELDS)[0])
 
 
 def _at_once(op: Callable, symbol: str, self: Any, other: Any, reflected: bool) -> Any:
