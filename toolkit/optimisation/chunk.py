@@ -164,39 +164,46 @@ def _fast_draw(step: Callable, source: Source, on: tuple) -> Callable:
     looks non-finite. Only numbers the step has anyway are watched: the loss, and
     the gradient norm if ``gtol`` needs it. A non-finite gradient with a finite
     loss makes the next step's loss or the draw's parameters non-finite. The
-    watching is done in the loop's condition, from the carried loss, so that the
-    step itself has nothing more to compute than a hand-written loop's. If
-    anything looked wrong, nothing of the draw is applied (``t`` is its first
-    step) and ``suspect_at`` is the last step run; otherwise it is -1.
+    watching is done in the loop's condition, which reads the last two losses
+    back from the loss buffer (carrying them too would make the step compute
+    its loss apart from the buffer's write, two more kernels per step, a fifth
+    of a small step), so the step itself has nothing more to compute than a
+    hand-written loop's. If anything looked wrong, nothing of the draw is
+    applied (``t`` is its first step) and ``suspect_at`` is the last step run;
+    otherwise it is -1.
     """
 
-    def signal(carry: tuple, a: _Draw) -> jax.Array:
-        _, _, _, last, previous, squared, _ = carry
-        stop = _stop(last, squared, previous, a.tol, a.gtol, on)
-        return jnp.where(jnp.isfinite(last + squared), stop, _SUSPECT)  # squared >= 0: no inf - inf
-
     def run(p: Progress, a: _Draw, losses: jax.Array) -> tuple[jax.Array, Progress, jax.Array, jax.Array]:
+        def loss_at(losses: jax.Array, s: jax.Array) -> jax.Array:  # step s's loss (before the draw: p's last)
+            slot = jnp.maximum(s - a.t0, 0)
+            return jnp.where(s >= a.first, jax.lax.dynamic_index_in_dim(losses, slot, keepdims=False), p.last_loss)
+
+        def signal(carry: tuple) -> jax.Array:  # after step s - 1 of the draw (s > first)
+            s, _, _, squared, losses = carry
+            last = loss_at(losses, s - 1)
+            stop = _stop(last, squared, loss_at(losses, s - 2), a.tol, a.gtol, on)
+            return jnp.where(jnp.isfinite(last + squared), stop, _SUSPECT)  # squared >= 0: no inf - inf
+
         def unfinished(carry):
-            return (carry[0] < a.stop) & ((carry[0] == a.first) | (signal(carry, a) == RUNNING))
+            return (carry[0] < a.stop) & ((carry[0] == a.first) | (signal(carry) == RUNNING))
 
         def one(carry):
-            s, params, opt_state, last, _, _, losses = carry
+            s, params, opt_state, _, losses = carry
             sample = source.fetch(a.data, a.key, _entry(a.pre, s - a.first))
             params, opt_state, loss, grads = step(params, opt_state, a.rest, sample)
             squared = _squared_norm(grads).astype(wide) if on[1] else jnp.zeros((), wide)
-            loss = loss.astype(losses.dtype)
-            losses = jax.lax.dynamic_update_index_in_dim(losses, loss, s - a.t0, axis=0)
-            return s + 1, params, opt_state, loss, last, squared, losses
+            losses = jax.lax.dynamic_update_index_in_dim(losses, loss.astype(losses.dtype), s - a.t0, axis=0)
+            return s + 1, params, opt_state, squared, losses
 
         wide = jnp.promote_types(p.last_loss.dtype, jnp.float32)  # the squared norm's dtype: it must not overflow
-        start = (a.first, p.params, p.opt_state, p.last_loss, p.last_loss, jnp.zeros((), wide), losses)
-        carry = jax.lax.while_loop(unfinished, one, start)
-        s, params, opt_state, last = carry[:4]
+        carry = jax.lax.while_loop(unfinished, one, (a.first, p.params, p.opt_state, jnp.zeros((), wide), losses))
+        s, params, opt_state, _, losses = carry
         k = s - a.first
-        stopped = jnp.where(k > 0, signal(carry, a), RUNNING)
+        stopped = jnp.where(k > 0, signal(carry), RUNNING)
         clean = (stopped != _SUSPECT) & _finite(params)
+        last = loss_at(losses, s - 1)
         new = Progress(params, opt_state, jnp.maximum(stopped, RUNNING), p.steps + k.astype(p.steps.dtype), last)
-        return jnp.where(clean, s, a.first), _where(clean, new, p), carry[-1], jnp.where(clean, -1, s - 1)
+        return jnp.where(clean, s, a.first), _where(clean, new, p), losses, jnp.where(clean, -1, s - 1)
 
     return run
 
