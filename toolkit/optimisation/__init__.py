@@ -3,6 +3,7 @@
 Modules: ``rules`` (Descent, Momentum, Nesterov, Adam), ``update`` (setup, update,
 update_), ``losses`` (mse, mae), ``loop`` (optimise), ``result`` (Result),
 ``data`` (where each step's sample comes from), ``chunk`` (the compiled loop),
+``programs`` (what it is keyed on), ``plans`` (what a repeat call remembers),
 ``checkpoint`` (save and resume).
 """
 

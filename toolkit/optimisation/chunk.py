@@ -277,15 +277,24 @@ class Chunk:
         velocity, Adam's moments): that state is made once, by one compiled call,
         and reused (JAX arrays are immutable), which saves a call each run.
         """
-        signature = ("fresh", shapes_signature(diff))
-        signature += (np.dtype(loss_dtype), jax.tree.structure(program.arrays))
         with _current(program):
-            constant = self.memo.get(signature)
-            if constant is None:
-                constant = self.memo[signature] = self._constant_start(diff, program.arrays, loss_dtype)
+            constant = self._constant(program, diff, loss_dtype)
             if isinstance(constant, Progress):
                 return constant._replace(params=diff)
             return self._fresh(diff, program.arrays, loss_dtype)
+
+    def starts_alike(self, program: Program, diff: Any, loss_dtype: Any) -> bool:
+        """Whether the state before step 1 is the same whatever the parameters' values and the program's arrays."""
+        with _current(program):
+            return isinstance(self._constant(program, diff, loss_dtype), Progress)
+
+    def _constant(self, program: Program, diff: Any, loss_dtype: Any) -> Progress | bool:
+        signature = ("fresh", shapes_signature(diff))
+        signature += (np.dtype(loss_dtype), jax.tree.structure(program.arrays))
+        constant = self.memo.get(signature)
+        if constant is None:
+            constant = self.memo[signature] = self._constant_start(diff, program.arrays, loss_dtype)
+        return constant
 
     def _constant_start(self, diff: Any, arrays: tuple[Any, ...], loss_dtype: Any) -> Progress | bool:
         """The state before step 1 if it depends on neither the parameters nor the program's arrays, else False."""

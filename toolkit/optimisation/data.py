@@ -24,7 +24,6 @@ Four sources, chosen from ``tk.optimise``'s ``data`` argument:
 
 from __future__ import annotations
 
-import functools
 import inspect
 import weakref
 from collections.abc import Callable
@@ -123,7 +122,13 @@ class Sampler(Source):
         return twin
 
     def example(self, data: Any, key: Any) -> Any:
-        return _sample_shape(self.sample, (key.shape, key.dtype))  # not jax.typeof: a key's costs ~90 µs
+        # Traced once per call (a repeat call takes the shapes from its plan, see ``plans``) and not cached
+        # here by function: a cache keyed on the sampler would keep it, and all it closes over, alive.
+        key_type = (key.shape, key.dtype)  # not jax.typeof: a key's costs ~90 µs
+        shapes = self.__dict__.setdefault("_shapes", {})
+        if key_type not in shapes:
+            shapes[key_type] = _sample_shape(self.sample, key_type)
+        return shapes[key_type]
 
     def entry_bytes(self, data: Any, key: Any) -> int:
         return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(self.example(data, key)))
@@ -176,9 +181,7 @@ def _check_takes_a_key(sample: Callable[[Any], Any]) -> None:
         pass
 
 
-@functools.lru_cache(maxsize=64)
 def _sample_shape(sample: Callable[[Any], Any], key_type: tuple[Any, Any]) -> Any:
-    # Cached so that a repeat tk.optimise call traces nothing, the sampler included.
     key = jax.ShapeDtypeStruct(*key_type)
     closed = jax.make_jaxpr(lambda key: _arrays_only(sample(key)), return_shape=True)(key)
     jaxpr, shape = closed

@@ -31,10 +31,11 @@ from tqdm import tqdm
 
 from toolkit import filters
 from toolkit._show import describe
+from toolkit.cache import Key
 from toolkit.optimisation import checkpoint as checkpoints
-from toolkit.optimisation import programs
+from toolkit.optimisation import plans, programs
 from toolkit.optimisation.chunk import BLOCK, Chunk, Progress, cached_chunk
-from toolkit.optimisation.data import Source, shapes_signature, source_for
+from toolkit.optimisation.data import Sampler, Source, shapes_signature, source_for
 from toolkit.optimisation.result import RUNNING, Result, stop_reason
 from toolkit.optimisation.update import check_optimiser, trainable
 from toolkit.params import Params
@@ -154,32 +155,96 @@ def optimise(
     saved = None if resume is None else checkpoints.read(resume, checkpoint, params, opt, batched)  # None: fresh
     if saved is not None and key is None:
         key = saved.key
-    source = source_for(data, batch_size, key)
-    _check_placement(params.values() if isinstance(params, Params) else params, None if callable(data) else data)
-    if not source.needs_key:
-        key = None  # unused, and not saved in checkpoints: resuming must not compare it
-    problem = _Problem.of(params, batched)
-    period = min((k for k in (log_every, checkpoint_every) if k), default=None)
-    block, ahead, buffer = _sizes(steps, period, problem.batch, source.entry_bytes(data, key), source.most_ahead(data))
+    values = params.values() if isinstance(params, Params) else params
+    signature = plans.signature(values, values is not params, data, key, batch_size, batched)
+    source, problem, key = _prepare(params, values, data, batch_size, key, batched, signature)
     _check_arity(loss, problem.implicit is not None, source.takes_sample)
     program = programs.Program.of(loss, source, opt, problem.objective)
-    chunk = cached_chunk(
-        (program.key, problem.settings, jax.dtypes.canonicalize_dtype(np.float64)),  # the last: x64 on or off
-        batched=batched,
-        tol_on=tol is not None,
-        gtol_on=gtol is not None,
-        block=block,
-        ahead=ahead,
-        buffer=buffer,
-    )
     data_arg = None if data is None or callable(data) else data  # arrays of examples go in as arguments
-    loss_dtype = _loss_dtype(chunk, problem, program, data_arg, key)
-    run, key = _start(chunk, problem, program, loss_dtype, saved, key, steps)
+    period = min((k for k in (log_every, checkpoint_every) if k), default=None)
+    plan = _compiled(program, problem, data_arg, key, signature, (steps, period, tol is not None, gtol is not None))
+    chunk, loss_dtype = plan.chunk, plan.loss_dtype
+    fresh = (
+        _fresh(chunk, problem, program, loss_dtype) if plan.fresh is None else plan.fresh._replace(params=problem.diff)
+    )
+    run, key = _start(fresh, problem, loss_dtype, saved, key, steps)
     driver = _Driver(chunk, problem, program, data_arg, key, steps, tol, gtol, loss_dtype)
     run, interrupted = driver.drive(run, _show_progress(progress), log_every, callback, writer, checkpoint_every)
     if writer is not None:
         writer.save(run.snapshot, driver.key, final=True)  # a failure (even Ctrl-C) warns: the Result comes back
     return _result(problem, run, steps, interrupted, tol, gtol)
+
+
+# --- set-up, or what a repeat call takes from its plan (see ``plans``) ---------------------------
+
+
+def _prepare(
+    params: Any, values: Any, data: Any, batch_size: Any, key: Any, batched: bool, signature: Any
+) -> tuple[Source, _Problem, Any]:
+    """The checked data source, the parameters split for the loop, and the key (None if the source needs none)."""
+    prepared = None if signature is None else plans.PREPARED.get(signature)
+    if prepared is None:
+        source = source_for(data, batch_size, key)
+        _check_placement(values, None if callable(data) else data)
+        problem = _Problem.of(params, batched)
+        if signature is not None and problem.all_float:
+            sampled = isinstance(source, Sampler)
+            rest = problem.rest_arrays
+            prepared = plans.Prepared(
+                None if sampled else source, source.needs_key, rest, problem.batch, problem.placements
+            )
+            plans.PREPARED.put(signature, prepared)
+        return source, problem, key if source.needs_key else None  # an unused key is not saved in checkpoints
+    source = Sampler(data) if prepared.source is None else prepared.source
+    implicit = params if isinstance(params, Params) else None
+    rest, batch, placements = prepared.rest, prepared.batch, prepared.placements
+    problem = _Problem(implicit, values, values, rest, rest, batch, True, placements)
+    return source, problem, key if prepared.needs_key else None
+
+
+def _compiled(
+    program: programs.Program, problem: _Problem, data: Any, key: Any, signature: Any, settings: tuple
+) -> plans.Run:
+    """The compiled chunk for the call, the loss's dtype and (when it is the same each call) the state before step 1.
+
+    ``settings``: ``(steps, the callback's or checkpoint's period, tol on, gtol on)``. The sampler and the loss are
+    traced for their shapes once per program and input signature, whatever the settings.
+    """
+    x64 = jax.dtypes.canonicalize_dtype(np.float64)
+    filed = None if signature is None else Key((program.key, signature, x64))
+    plan = None if filed is None else plans.COMPILED.get(filed)
+    if plan is None:
+        source = program.source
+        entry_bytes, most_ahead = source.entry_bytes(data, key), source.most_ahead(data)
+        loss_dtype = None if filed is None else _loss_dtype({}, problem, program, data, key)
+        plan = plans.Compiled(entry_bytes, most_ahead, loss_dtype, {})
+        if filed is not None:
+            plans.COMPILED.put(filed, plan)
+    run = plan.runs.get(settings)
+    if run is not None:
+        return run
+    steps, period, tol_on, gtol_on = settings
+    block, ahead, buffer = _sizes(steps, period, problem.batch, plan.entry_bytes, plan.most_ahead)
+    chunk = cached_chunk(
+        (program.key, problem.settings, x64),  # the last: x64 on or off
+        batched=problem.batch is not None,
+        tol_on=tol_on,
+        gtol_on=gtol_on,
+        block=block,
+        ahead=ahead,
+        buffer=buffer,
+    )
+    loss_dtype = plan.loss_dtype
+    if loss_dtype is None:  # a call without a signature: checked once per compiled chunk
+        loss_dtype = _loss_dtype(chunk.memo, problem, program, data, key)
+    if filed is None:
+        return plans.Run(chunk, loss_dtype, None)
+    constant = chunk.starts_alike(program, problem.diff, loss_dtype)
+    fresh = _fresh(chunk, problem, program, loss_dtype)._replace(params=None) if constant else None
+    run = plans.Run(chunk, loss_dtype, fresh)
+    if len(plan.runs) < plans.RUNS_PER_PROGRAM:
+        plan.runs[settings] = run
+    return run
 
 
 # --- checks made before anything is compiled -----------------------------------------------------
@@ -366,20 +431,20 @@ def _state_placed(state: Any, diff: Any, placements: list[Any] | None) -> Any:
     return jax.tree.map(lambda n: _placed(n, placements) if like_params(n) else n, state, is_leaf=like_params)
 
 
-def _loss_dtype(chunk: Chunk, problem: _Problem, program: programs.Program, data: Any, key: Any) -> np.dtype:
-    """The loss's dtype, after checking it returns a real scalar (traced once per input signature)."""
+def _loss_dtype(memo: dict, problem: _Problem, program: programs.Program, data: Any, key: Any) -> np.dtype:
+    """The loss's dtype, after checking it returns a real scalar (traced once per input signature in ``memo``)."""
     source = program.source
     signature = (*map(shapes_signature, (problem.diff, problem.rest_arrays)), type(source))
     signature += (source.example_signature(data, key),)
-    if signature not in chunk.memo:
+    if signature not in memo:
         sample = source.example(data, key)
         one = problem.one_problem
         objective, _, _ = program.build(program.arrays)  # the call's own loss and sampler, reading their arrays
         out = jax.eval_shape(objective, one(problem.diff), one(problem.rest_arrays), sample)
         if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
             raise _not_a_scalar(describe(out) if hasattr(out, "shape") else type(out).__name__)
-        chunk.memo[signature] = np.dtype(out.dtype)
-    return chunk.memo[signature]
+        memo[signature] = np.dtype(out.dtype)
+    return memo[signature]
 
 
 def _not_a_scalar(shown: str) -> TypeError:
@@ -544,7 +609,7 @@ class _Run(NamedTuple):
     losses: _Pieces
 
     def history(self) -> np.ndarray:
-        pieces = [piece for piece in self.losses if len(piece)]
+        pieces = [piece for piece in self.losses[:] if len(piece)]  # a slice: one list, not a Sequence walk
         if len(pieces) == 1:  # the usual short run: one chunk's losses (copied: the caller's to write to)
             return np.array(pieces[0])
         return np.concatenate(list(self.losses))  # the first entry fixes the shape and dtype, even when empty
@@ -593,16 +658,14 @@ def _replicated_on(sharding: jax.sharding.Sharding) -> jax.sharding.Sharding:
 
 
 def _start(
-    chunk: Chunk,
+    fresh: Progress,
     problem: _Problem,
-    opt: Any,
     loss_dtype: np.dtype,
     resume: checkpoints.Saved | None,
     key: Any,
     max_steps: int,
 ) -> tuple[_Run, Any]:
-    """The run to continue from (fresh, or the checkpoint read for ``resume``, checked here) and the key it uses."""
-    fresh = _fresh(chunk, problem, opt, loss_dtype)
+    """The run to continue from (``fresh``, or the checkpoint read for ``resume``, checked here) and its key."""
     shape = () if problem.batch is None else (problem.batch,)
     if resume is None:
         no_losses = np.zeros((0, *shape), loss_dtype)
@@ -658,7 +721,8 @@ class _Driver:
                 if new.t != end:  # every problem stopped inside the chunk
                     break
                 last = run.losses[-1][-1]
-                bar.set_postfix(loss=_short(last), refresh=False)
+                if show:  # the loss as text only for a bar that shows it
+                    bar.set_postfix(loss=_short(last), refresh=False)
                 if log_every and (end - 1) % log_every == 0:
                     self._log(end, run, last, callback)
                 if checkpoint is not None and checkpoint_every and end % checkpoint_every == 0:
