@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import toolkit as tk
+from tests.optimisation.problems import KEY, TRACES, Z0, seed_loss, seed_sample
 from toolkit.optimisation import plans
 
 
@@ -130,3 +131,15 @@ def test_a_finished_run_keeps_neither_its_sampler_nor_what_it_closes_over_alive(
     del sample
     gc.collect()
     assert alive() is None
+
+
+def test_calls_without_a_plan_trace_the_sampler_for_its_shapes_once():
+    # NumPy parameters have no signature (they are converted each call); the sampler's shapes are still
+    # filed under its key (its code and what it reads), so a repeat call traces nothing.
+    start = np.asarray(Z0)
+    run = lambda: tk.optimise(seed_loss, start, tk.Momentum(), steps=8, data=seed_sample, key=KEY)  # noqa: E731
+    run()
+    before = dict(TRACES)
+    result = run()
+    assert dict(TRACES) == before
+    assert isinstance(result.params, jax.Array) and result.params.dtype == jnp.float32

@@ -36,6 +36,7 @@ import numpy as np
 from toolkit import filters
 from toolkit._jaxprs import dependents, depends
 from toolkit._show import describe
+from toolkit.cache import Cache, Key
 
 __all__ = ["Source", "source_for"]
 
@@ -94,6 +95,10 @@ class Source:
         """This source drawing with ``sample`` instead (a sampler rebuilt inside a trace)."""
         return self
 
+    def known_as(self, key: Any) -> Source:
+        """The source, with ``key`` standing for its sampler (what the sampler's shapes are filed under)."""
+        return self
+
     def prefetch(self, data: Any, key: Any, t: jax.Array, ahead: int, local: Any) -> tuple[Any, Any]:
         """For steps ``t … t + ahead - 1``: per-step entries (leading axis ``ahead``), and the carried state."""
         return jnp.zeros((ahead,), jnp.int32), local
@@ -111,24 +116,32 @@ class Sampler(Source):
 
     def __init__(self, sample: Callable[[Any], Any]):
         _check_takes_a_key(sample)
-        self.sample = sample
+        self.sample, self.known = sample, None  # known: the sampler's key (see known_as)
 
     def sample_function(self) -> Callable[[Any], Any] | None:
         return self.sample
 
     def with_sample(self, sample: Callable[[Any], Any] | None) -> Source:
         twin = object.__new__(Sampler)
-        twin.sample = sample
+        twin.sample, twin.known = sample, None
+        return twin
+
+    def known_as(self, key: Any) -> Source:
+        twin = object.__new__(Sampler)
+        twin.sample, twin.known = self.sample, key
         return twin
 
     def example(self, data: Any, key: Any) -> Any:
-        # Traced once per call (a repeat call takes the shapes from its plan, see ``plans``) and not cached
-        # here by function: a cache keyed on the sampler would keep it, and all it closes over, alive.
+        # Traced once per sampler key (``programs``: its code and what it reads), not cached on the function,
+        # which would keep it, and all it closes over, alive.
         key_type = (key.shape, key.dtype)  # not jax.typeof: a key's costs ~90 µs
-        shapes = self.__dict__.setdefault("_shapes", {})
-        if key_type not in shapes:
-            shapes[key_type] = _sample_shape(self.sample, key_type)
-        return shapes[key_type]
+        filed = None if self.known is None else Key((self.known, key_type))
+        shape = None if filed is None else _SHAPES.get(filed)
+        if shape is None:
+            shape = _sample_shape(self.sample, key_type)
+            if filed is not None:
+                _SHAPES.put(filed, shape)
+        return shape
 
     def entry_bytes(self, data: Any, key: Any) -> int:
         return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(self.example(data, key)))
@@ -179,6 +192,9 @@ def _check_takes_a_key(sample: Callable[[Any], Any]) -> None:
         _CHECKED[sample] = True
     except TypeError:
         pass
+
+
+_SHAPES: Cache[Any] = Cache(64)  # (sampler key, key type) -> the shapes of its sample
 
 
 def _sample_shape(sample: Callable[[Any], Any], key_type: tuple[Any, Any]) -> Any:

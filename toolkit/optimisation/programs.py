@@ -184,9 +184,9 @@ class Program:
 
     @classmethod
     def of(cls, loss: Callable, source: Any, opt: Any, make_objective: Callable[[Callable, Any], Callable]) -> Program:
-        return cls(
-            function_part(loss), function_part(source.sample_function()), optimiser_part(opt), source, make_objective
-        )
+        sample = function_part(source.sample_function())
+        source = source.known_as(sample.key)  # a sampler's shapes are filed under its key, not the function
+        return cls(function_part(loss), sample, optimiser_part(opt), source, make_objective)
 
     @property
     def key(self) -> Any:
