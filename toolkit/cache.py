@@ -9,7 +9,6 @@ as newer entries come in.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -52,19 +51,25 @@ class Cache(Generic[V]):
 
     def __init__(self, size: int):
         self.size = size
-        self._entries: collections.OrderedDict[Any, V] = collections.OrderedDict()
+        self._entries: dict[Any, V] = {}  # oldest first (a dict keeps insertion order; cheaper than an OrderedDict)
 
     def get(self, key: Any) -> V | None:
         """The entry for ``key`` (now the most recently used), or ``None``; a ``TypeError`` if ``key`` is unhashable."""
-        entry = self._entries.get(key)
+        entries = self._entries
+        entry = entries.pop(key, None)  # one lookup (comparing a deep key once), then in again as the newest
         if entry is not None:
-            self._entries.move_to_end(key)
+            entries[key] = entry
         return entry
 
     def put(self, key: Any, entry: V) -> V:
-        self._entries[key] = entry
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        entries = self._entries
+        entries.pop(key, None)
+        entries[key] = entry
+        if len(entries) > self.size:
+            try:
+                del entries[next(iter(entries))]
+            except (StopIteration, KeyError, RuntimeError):  # emptied or changed by another thread meanwhile
+                pass
         return entry
 
     def get_or_make(self, key: Any, make: Callable[[], V]) -> V:

@@ -143,3 +143,34 @@ def test_calls_without_a_plan_trace_the_sampler_for_its_shapes_once():
     result = run()
     assert dict(TRACES) == before
     assert isinstance(result.params, jax.Array) and result.params.dtype == jnp.float32
+
+
+def _quadratic_stop(eta, tol, steps, start=4.0, target=1.0):
+    """The step after which a float64 loop of gradient descent on (p - target)^2 stops for ``tol``, by hand."""
+    p, last = start, None
+    for n in range(1, steps + 1):
+        loss = (p - target) ** 2
+        if last is not None and abs(loss - last) <= tol:
+            return n
+        last, p = loss, p - eta * 2 * (p - target)
+    return steps
+
+
+def test_each_call_of_one_plan_stops_at_its_own_tolerance():
+    # The losses fall by a factor 0.64 a step, so each tol sits far from every |ΔL| (float32 rounding cannot move it).
+    loss = lambda p: jnp.sum((p - 1.0) ** 2)
+    for tol in (1e-1, 1e-3, 3e-5, None, 1e-2):
+        result = tk.optimise(loss, jnp.array([4.0]), tk.Descent(0.1), steps=60, tol=tol)
+        expected = 60 if tol is None else _quadratic_stop(0.1, tol * 1.0001, 60)
+        assert result.steps == expected, (tol, result.steps, expected)
+        assert result.stop_reason == ("reached steps=60" if tol is None else f"tol: |Δloss| <= {tol} at step {expected}")
+
+
+def test_a_numpy_hyperparameter_changed_in_place_is_seen_by_the_next_call():
+    eta = np.array(0.1, np.float32)
+    opt, loss = tk.Descent(eta), lambda p: jnp.sum((p - 1.0) ** 2)
+    for value in (0.1, 0.25, 0.05):
+        eta[...] = value
+        result = tk.optimise(loss, jnp.array([4.0]), opt, steps=3)
+        expected = 1.0 + 3.0 * (1 - 2 * value) ** 3  # p_k - 1 shrinks by (1 - 2 eta) a step
+        np.testing.assert_allclose(np.asarray(result.params), [expected], rtol=1e-5)

@@ -15,12 +15,11 @@ hyperparameters (``eta``, ``rho``, ``beta``, ``epsilon``) are inputs too, so
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import types
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,8 +35,7 @@ __all__ = ["Part", "Program", "function_part", "optimiser_part"]
 Boxes = tuple[tuple[Any, Any], ...]  # tk.Param boxes a part reads, each with the value it holds while the part runs
 
 
-@dataclasses.dataclass(frozen=True)
-class Part:
+class Part(NamedTuple):  # a named tuple: made on every call, at a fraction of a frozen dataclass's cost
     """One part of the program: its key, the arrays it reads now, and how to rebuild it reading others.
 
     ``rebuild(arrays)`` gives the part reading ``arrays`` and the ``tk.Param`` boxes it reads, each with the
@@ -55,7 +53,7 @@ def function_part(f: Any) -> Part:
     A function like one seen before (the same code, reading values of the same kinds) is not walked again: the
     walk's key, turned into checks (``toolkit.guards``), is replayed on it and collects its arrays."""
     if f is None:
-        return Part(None, (), lambda arrays: (None, ()))
+        return _NO_PART
     code = _code_of(f)
     plans = _PLANS.get(code) if code is not None else None
     if plans:
@@ -71,6 +69,7 @@ def function_part(f: Any) -> Part:
     return Part(captured.key, captured.arrays, captured.rebuilt)
 
 
+_NO_PART = Part(None, (), lambda arrays: (None, ()))
 _PLANS: Cache[list] = Cache(128)  # per code object of a loss or sampler: (checks, key) of calls seen, latest first
 _PLANS_PER_CODE = 4  # more calls of one code whose checks keep failing (an object made anew each call) walk it
 
@@ -104,12 +103,20 @@ _OPTIMISERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # optax ob
 def optimiser_part(opt: Any) -> Part:
     """The optimiser: a toolkit rule by its name and hyperparameters (numbers as inputs), anything else walked."""
     if isinstance(opt, rules.Rule) and opt.rule in _RULES:
-        if any(callable(value) for value in opt.hyperparameters.values()):
+        widest = jax.dtypes.canonicalize_dtype(np.float64)  # the inputs are arrays of this x64 mode
+        memo = opt.__dict__.get("_part")
+        if memo is not None and memo[0] is widest:
+            return memo[1]
+        values = opt.hyperparameters.values()
+        if any(callable(value) for value in values):
             return _rule_part(opt)  # a schedule may read what changes between calls (a global array): walked
         try:  # rules are immutable and hash by value: build the inputs once (per x64 mode: they are its arrays)
-            return _cached_rule_part(opt, jax.dtypes.canonicalize_dtype(np.float64))
+            part = _cached_rule_part(opt, widest)
         except TypeError:  # a rule made of traced values does not hash
             return _rule_part(opt)
+        if all(map(_immutable, values)):  # kept on the rule itself: found without hashing it
+            opt.__dict__["_part"] = (widest, part)
+        return part
     try:
         if opt in _OPTIMISERS:
             return _OPTIMISERS[opt]
@@ -123,6 +130,13 @@ def optimiser_part(opt: Any) -> Part:
     except TypeError:
         pass
     return part
+
+
+def _immutable(value: Any) -> bool:
+    """Whether a hyperparameter can never change: a number, a tuple of them, or a JAX array (not a NumPy array)."""
+    if isinstance(value, tuple):
+        return all(map(_immutable, value))
+    return isinstance(value, (float, int, np.number)) or type(value) is filters.concrete_array_type()
 
 
 @functools.lru_cache(maxsize=64)
@@ -167,8 +181,7 @@ def _as_array(number: Any) -> Any:
     return number if filters.is_array(number) else jnp.asarray(number)
 
 
-@dataclasses.dataclass(frozen=True)
-class Program:
+class Program(NamedTuple):
     """One call's loss, sampler and optimiser, taken apart; what a compiled chunk is built from when traced.
 
     ``make_objective(loss, source)`` turns a (rebuilt) loss into the loop's
