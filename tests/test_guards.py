@@ -67,6 +67,15 @@ def _variants():
             "float number": closing(jnp.ones(3), 2.0),
             "other code": (lambda v, n: lambda y: jnp.sum(v + y**n))(jnp.ones(3), 2),
         },
+        "scalars": {  # alike but for weak typing, where JAX's abstract values differ and the plan reads the fields
+            "base": closing(jnp.asarray(1.0, jnp.float32), 2),
+            "new value": closing(jnp.asarray(2.0, jnp.float32), 2),
+            "computed": closing(jax.jit(lambda a: a * 3)(jnp.asarray(1.0, jnp.float32)), 2),
+            "weak": closing(jnp.asarray(1.0), 2),
+            "computed weak": closing(jax.jit(lambda: jnp.asarray(1.0) * 2)(), 2),
+            "bfloat16": closing(jnp.asarray(1.0, jnp.bfloat16), 2),
+            "numpy": closing(np.asarray(1.0, np.float32), 2),
+        },
         "containers": {
             "base": ({"a": x, "b": [x, 1]}, (x, "s")),
             "new array values": ({"a": 2 * x, "b": [x, 1]}, (x, "s")),
