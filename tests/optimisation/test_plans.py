@@ -163,7 +163,9 @@ def test_each_call_of_one_plan_stops_at_its_own_tolerance():
         result = tk.optimise(loss, jnp.array([4.0]), tk.Descent(0.1), steps=60, tol=tol)
         expected = 60 if tol is None else _quadratic_stop(0.1, tol * 1.0001, 60)
         assert result.steps == expected, (tol, result.steps, expected)
-        assert result.stop_reason == ("reached steps=60" if tol is None else f"tol: |Δloss| <= {tol} at step {expected}")
+        assert result.stop_reason == (
+            "reached steps=60" if tol is None else f"tol: |Δloss| <= {tol} at step {expected}"
+        )
 
 
 def test_a_numpy_hyperparameter_changed_in_place_is_seen_by_the_next_call():
