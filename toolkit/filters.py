@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from toolkit._show import describe
+from toolkit.cache import Cache
 
 __all__ = [
     "is_array",
@@ -156,6 +157,37 @@ def non_numeric(leaf: Any) -> tuple[str, str]:
             "a set is not a pytree: use a list or tuple, or make it a static field (tk.field(static=True))",
         )
     return f"a {type(leaf).__name__}", "make it a static field (tk.field(static=True)) or leave it out of the tree"
+
+
+def call_signature(f: Callable[..., Any]) -> inspect.Signature | None:
+    """``inspect.signature(f)``, or ``None`` for a callable without one (a builtin).
+
+    A plain function's is remembered by its code and the number of its defaults
+    (what a call's binding depends on), so a loop that passes a new lambda each
+    call inspects it once. Its default *values* are the first function's: show
+    ``inspect.signature(f)`` itself in a message.
+
+    Example:
+        >>> from toolkit.filters import call_signature
+        >>> str(call_signature(lambda key, n=2: key)), call_signature(len) is not None
+        ('(key, n=2)', True)
+    """
+    plain = type(f) is types.FunctionType and not {"__wrapped__", "__signature__"} & f.__dict__.keys()
+    key = (f.__code__, len(f.__defaults__ or ()), tuple(f.__kwdefaults__ or ())) if plain else None  # type: ignore[attr-defined]
+    if key is not None:
+        known = _SIGNATURES.get(key)
+        if known is not None:
+            return known
+    try:
+        signature = inspect.signature(f)
+    except (TypeError, ValueError):
+        return None
+    if key is not None:
+        _SIGNATURES.put(key, signature)
+    return signature
+
+
+_SIGNATURES: Cache[inspect.Signature] = Cache(256)
 
 
 def check_callable(caller: str, name: str, value: Any, example: str) -> None:

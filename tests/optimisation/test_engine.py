@@ -59,6 +59,20 @@ def test_a_non_finite_gradient_with_a_finite_loss_stops_at_that_step(bad_step):
     np.testing.assert_allclose(result.losses, expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("bad_step", [0, 1, 7, 15, 16, 17, 31, 299])
+def test_one_infinite_loss_with_a_finite_gradient_stops_at_that_step(bad_step):
+    """The loss is inf at one step only, its gradient 0 there: the parameters stay finite and every later loss
+    would be finite, so only that step's own loss tells (wherever it falls among the steps checked together)."""
+    loss = lambda p, s: jnp.where(s == bad_step, jnp.inf, jnp.sum(p * p))
+    p0 = jnp.array([1.0, -2.0])
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = tk.optimise(loss, p0, tk.Descent(0.05), steps=600, data=STEPS)
+    assert result.stop_reason == f"diverged at step {bad_step + 1}" and result.steps == bad_step
+    np.testing.assert_allclose(result.params, descent_by_hand(p0, 0.05, bad_step), rtol=1e-5)
+    expected = [np.sum(descent_by_hand(p0, 0.05, k) ** 2) for k in range(bad_step)]
+    np.testing.assert_allclose(result.losses, expected, rtol=1e-5)
+
+
 def test_parameters_that_overflow_while_the_loss_stays_finite_stop_the_run():
     """b is decayed by 10^30 a step: finite after step 1, inf after step 2; the loss reads only a."""
     opt = optax.chain(optax.add_decayed_weights(1e30), optax.sgd(1.0))

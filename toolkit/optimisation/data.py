@@ -175,15 +175,12 @@ def _check_takes_a_key(sample: Callable[[Any], Any]) -> None:
             return
     except TypeError:  # not weakly referenceable: check every time
         pass
-    try:
-        signature = inspect.signature(sample)
-    except (TypeError, ValueError):
-        signature = None  # a builtin without a signature: the call itself tells
+    signature = filters.call_signature(sample)  # None: a builtin without one (the call itself tells)
     if signature is not None:
         try:
             signature.bind(None)
         except TypeError:
-            name = getattr(sample, "__name__", "data")
+            name, signature = getattr(sample, "__name__", "data"), inspect.signature(sample)
             raise TypeError(
                 f"tk.optimise: a data sampler is called as sample(key) with one random key, but {name}{signature} "
                 f"does not accept that; write data=lambda key: jax.random.uniform(key, (3,))."

@@ -325,14 +325,13 @@ def _check_arity(loss: Callable, implicit: bool, takes_sample: bool) -> None:
 
 
 def _check_signature(loss: Callable, args: tuple[str, ...], takes_sample: bool) -> None:
-    try:
-        signature = inspect.signature(loss)
-    except (TypeError, ValueError):
+    signature = filters.call_signature(loss)
+    if signature is None:
         return  # a builtin or an object without a signature: let the call itself tell
     try:
         signature.bind(*args)
     except TypeError:
-        name = getattr(loss, "__name__", "loss")
+        name, signature = getattr(loss, "__name__", "loss"), inspect.signature(loss)
         raise TypeError(
             f"tk.optimise: loss is called as loss({', '.join(args)}), but {name}{signature} does not accept that. "
             + (
