@@ -208,47 +208,6 @@ def _fast_draw(step: Callable, source: Source, on: tuple) -> Callable:
     return run
 
 
-_STRETCH = 16  # without tol and gtol, a fast draw checks its losses every this many steps
-
-
-def _counted_draw(step: Callable, source: Source) -> Callable:
-    """``_fast_draw`` without ``tol`` and ``gtol``: nothing can stop the run but a non-finite number, and a draw
-    where one appears is undone whatever step it appeared at. So the steps run in stretches of ``_STRETCH``
-    that only count, as a scan's do; after each stretch its losses are checked (a diverged draw stops within
-    ``_STRETCH`` steps), and at the end of the draw the parameters."""
-
-    def run(p: Progress, a: _Draw, losses: jax.Array) -> tuple[jax.Array, Progress, jax.Array, jax.Array]:
-        length = min(_STRETCH, losses.shape[0])
-
-        def one(s, carry):
-            params, opt_state, losses = carry
-            sample = source.fetch(a.data, a.key, _entry(a.pre, s - a.first))
-            params, opt_state, loss, _ = step(params, opt_state, a.rest, sample)
-            losses = jax.lax.dynamic_update_index_in_dim(losses, loss.astype(losses.dtype), s - a.t0, axis=0)
-            return params, opt_state, losses
-
-        def stretch(carry):
-            s, params, opt_state, losses, _ = carry
-            end = jnp.minimum(s + length, a.stop)
-            params, opt_state, losses = jax.lax.fori_loop(s, end, one, (params, opt_state, losses))
-            slot = jnp.clip(s - a.t0, 0, losses.shape[0] - length)  # the window holding steps s ... end - 1
-            steps = slot + a.t0 + jnp.arange(length)
-            window = jax.lax.dynamic_slice_in_dim(losses, slot, length)
-            finite = jnp.all(jnp.where((steps >= s) & (steps < end), jnp.isfinite(window), True))
-            return end, params, opt_state, losses, finite
-
-        start = (a.first, p.params, p.opt_state, losses, jnp.asarray(True))
-        s, params, opt_state, losses, finite = jax.lax.while_loop(lambda c: (c[0] < a.stop) & c[4], stretch, start)
-        clean = finite & _finite(params)
-        k = s - a.first
-        last = jax.lax.dynamic_index_in_dim(losses, jnp.maximum(s - 1 - a.t0, 0), keepdims=False)
-        steps = p.steps + k.astype(p.steps.dtype)
-        new = Progress(params, opt_state, p.status, steps, jnp.where(k > 0, last, p.last_loss))
-        return jnp.where(clean, s, a.first), _where(clean, new, p), losses, jnp.where(clean, -1, s - 1)
-
-    return run
-
-
 def _guarded_draw(guarded: Callable, source: Source) -> Callable:
     """``(p, a, losses) -> (t, p, losses, -1)``: guarded steps of one draw, until it ends or every problem stopped."""
 
@@ -407,7 +366,7 @@ def _make_run(batched: bool, on: tuple, sizes: tuple[int, int, int], guarded: bo
 def _advance(step: Callable, source: Source, guarded: bool, on: tuple, batched: bool) -> Callable:
     """The steps of one draw: fast (one problem) or guarded (vmapped over the problems when batched)."""
     if not guarded:
-        return _fast_draw(step, source, on) if any(on) else _counted_draw(step, source)
+        return _fast_draw(step, source, on)
     one = _guarded(step, on)
     if batched:  # problems stop independently: every step guarded, vmapped over them
         one = jax.vmap(one, in_axes=(0, 0, None, None, None))
