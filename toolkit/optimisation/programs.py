@@ -21,12 +21,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toolkit import closures, filters, guards
+from toolkit import closures, compiled, filters, guards
 from toolkit.cache import Cache, Key
 from toolkit.optimisation import rules
 
@@ -103,7 +102,7 @@ _OPTIMISERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # optax ob
 def optimiser_part(opt: Any) -> Part:
     """The optimiser: a toolkit rule by its name and hyperparameters (numbers as inputs), anything else walked."""
     if isinstance(opt, rules.Rule) and opt.rule in _RULES:
-        widest = jax.dtypes.canonicalize_dtype(np.float64)  # the inputs are arrays of this x64 mode
+        widest = compiled.float64_now()  # the inputs are arrays of this x64 mode
         memo = opt.__dict__.get("_part")
         if memo is not None and memo[0] is widest:
             return memo[1]
